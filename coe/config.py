@@ -1,0 +1,211 @@
+"""One pydantic schema for the whole service, loaded from YAML and validated once at the edge."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+ROUTER_MODEL_NAMES = ("coe",)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and the bad field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResourcesConfig(_Strict):
+    """What one replica of a deployment asks Ray for (placement)."""
+
+    num_cpus: float = Field(0.5, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    memory_bytes: int | None = Field(None, ge=0)
+    custom: dict[str, float] = Field(default_factory=dict)
+
+
+class AutoscalingConfig(_Strict):
+    """Replica bounds for Ray Serve autoscaling; min == max means a fixed replica count."""
+
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(1, ge=1)
+    target_ongoing_requests: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("min_replicas must be <= max_replicas")
+        return self
+
+
+class VLLMOptions(_Strict):
+    """Engine arguments passed through to vLLM (only the ones coe needs to reason about are typed)."""
+
+    max_model_len: int = Field(2048, ge=64)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
+    enforce_eager: bool = False
+    kv_cache_space_gib: int = Field(1, ge=1, description="VLLM_CPU_KVCACHE_SPACE on the CPU build (whole GiB)")
+    enable_sleep_mode: bool = True
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExpertConfig(_Strict):
+    """One expert LLM: where its weights are, which backend runs it, how it is placed."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    backend: Literal["transformers", "vllm"] = "transformers"
+    model: str = Field(min_length=1, description="registry:<name>, a Hugging Face id, or a local folder")
+    description: str = ""
+    chat_template: bool = Field(True, description="False for base models: messages become a completion prompt")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    params_b: float | None = Field(None, gt=0, description="active parameters in billions (cost); measured if unset")
+    max_tokens_limit: int = Field(512, ge=1)
+    default_max_tokens: int = Field(128, ge=1)
+    context_length: int = Field(2048, ge=64)
+    pool: str | None = Field(None, pattern=NAME_PATTERN, description="deployment that hosts it; own name if unset")
+    resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    max_queued_requests: int = Field(64, ge=1)
+    vllm: VLLMOptions = Field(default_factory=VLLMOptions)
+    fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
+
+    @model_validator(mode="after")
+    def _limits(self) -> ExpertConfig:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError("default_max_tokens must be <= max_tokens_limit")
+        return self
+
+    @property
+    def pool_name(self) -> str:
+        return self.pool or self.name
+
+
+class RouterConfig(_Strict):
+    """The router behind model="coe"."""
+
+    type: Literal["coe"] = "coe"
+    artifact: Path = Path("artifacts/coe-router")
+    encoder: str = "registry:all-minilm-l6-v2"
+    general_expert: str
+    entropy_threshold: float | None = Field(None, ge=0, description="overrides the artifact's tau")
+    category_map: dict[str, str] = Field(default_factory=dict, description="overrides the artifact's map")
+
+
+class ServerConfig(_Strict):
+    """HTTP front door: where it binds and what it accepts."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_body_bytes: int = Field(1_000_000, ge=1024)
+    max_messages: int = Field(64, ge=1)
+    max_chars: int = Field(32_000, ge=1)
+    request_timeout_s: float = Field(120.0, gt=0)
+    gateway_replicas: int = Field(1, ge=1)
+
+
+class MemoryConfig(_Strict):
+    """Byte budgets of the weight tiers (device = HBM, or the materialised-model budget on CPU)."""
+
+    device_bytes: int | None = Field(None, ge=0, description="None: no limit")
+    host_bytes: int | None = Field(None, ge=0)
+    disk_dir: Path | None = None
+    policy: Literal["lru", "cost_aware"] = "lru"
+
+
+class RayConfig(_Strict):
+    """How coe finds Ray: a fresh local instance unless an address is given."""
+
+    address: str | None = Field(None, description="None: start a private local Ray; 'auto' or ray://host:port")
+    num_cpus: int | None = Field(None, ge=1)
+    namespace: str = "coe"
+    app_name: str = "coe"
+    route_prefix: str = "/"
+
+
+class CoeConfig(_Strict):
+    """The whole system."""
+
+    experts: list[ExpertConfig] = Field(min_length=1)
+    router: RouterConfig
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @field_validator("experts")
+    @classmethod
+    def _unique_names(cls, experts: list[ExpertConfig]) -> list[ExpertConfig]:
+        names = [e.name for e in experts]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"expert names must be unique, repeated: {dupes}")
+        clash = [n for n in names if n in ROUTER_MODEL_NAMES]
+        if clash:
+            raise ValueError(f"expert names {clash} are reserved for routers")
+        return experts
+
+    @model_validator(mode="after")
+    def _router_refers_to_experts(self) -> CoeConfig:
+        names = set(self.expert_names)
+        if self.router.general_expert not in names:
+            raise ValueError(f"router.general_expert {self.router.general_expert!r} is not an expert ({sorted(names)})")
+        bad = {c: e for c, e in self.router.category_map.items() if e not in names}
+        if bad:
+            raise ValueError(f"router.category_map names unknown experts: {bad}")
+        return self
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [e.name for e in self.experts]
+
+    def expert(self, name: str) -> ExpertConfig:
+        for e in self.experts:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def pools(self) -> dict[str, list[ExpertConfig]]:
+        """Experts grouped by the deployment that hosts them."""
+        out: dict[str, list[ExpertConfig]] = {}
+        for e in self.experts:
+            out.setdefault(e.pool_name, []).append(e)
+        return out
+
+
+def _format_errors(err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "<root>"
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, source: str = "<dict>") -> CoeConfig:
+    """Validate a mapping; errors name the source and each bad field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return CoeConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{source}: invalid config\n{_format_errors(err)}") from None
+
+
+def load_config(path: str | Path) -> CoeConfig:
+    """Read and validate a YAML config; relative artifact paths resolve against the repo root (cwd)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{p}: not valid YAML: {err}") from None
+    return parse_config(data, str(p))
+
+
+def is_valid_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None

@@ -1,0 +1,95 @@
+"""The one protocol every LLM backend implements, and the request/chunk types it speaks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+Tier = Literal["device", "host", "disk"]
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """What a backend needs to generate; validated by the API layer before it gets here."""
+
+    messages: tuple[Message, ...]
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass
+class Chunk:
+    """A piece of streamed output; the last chunk carries finish_reason and the usage counts."""
+
+    text: str
+    finish_reason: Literal["stop", "length"] | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class BackendInfo:
+    name: str
+    backend: str
+    model: str
+    params: int = 0
+    nbytes: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class BackendError(RuntimeError):
+    """A backend failed to generate (the gateway may fall back to another expert)."""
+
+
+@runtime_checkable
+class LLMBackend(Protocol):
+    """Generates text for one expert; may move its weights between memory tiers."""
+
+    info: BackendInfo
+
+    async def start(self) -> None:
+        """Load weights and make the backend ready (called once, off the request path)."""
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Stream the completion of a chat request."""
+
+    async def loglikelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
+        """Sum of log-probabilities of each continuation after a raw prompt (used to score experts offline)."""
+
+    async def to(self, tier: Tier) -> None:
+        """Move the weights to a memory tier."""
+
+    @property
+    def tier(self) -> Tier:
+        """Where the weights are now."""
+
+
+def apply_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut text at the first stop string; True when one was found."""
+    cut = min((i for i in (text.find(s) for s in stops if s) if i >= 0), default=-1)
+    if cut < 0:
+        return text, False
+    return text[:cut], True
+
+
+def completion_prompt(messages: tuple[Message, ...]) -> str:
+    """A plain-text prompt for base models that have no chat template."""
+    lines = []
+    for m in messages:
+        if m.role == "system":
+            lines.append(m.content.strip())
+        else:
+            speaker = "User" if m.role == "user" else "Assistant"
+            lines.append(f"{speaker}: {m.content.strip()}")
+    lines.append("Assistant:")
+    return "\n\n".join(lines)
