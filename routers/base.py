@@ -1,0 +1,50 @@
+"""What every router takes and returns; routers are pure Python and know nothing of Ray or HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    """The text a router looks at (the last user turn for chat, the query for retrieval)."""
+
+    text: str
+    task_hint: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Where a request goes and why; returned to the client as the `coe` object and x-coe-* headers."""
+
+    expert: str
+    category: str | None
+    confidence: float
+    reason: str
+    scores: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "expert": self.expert,
+            "category": self.category,
+            "confidence": round(float(self.confidence), 4),
+            "reason": self.reason,
+        }
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """Turns texts into L2-normalised float32 embeddings (shape [n, d])."""
+
+    def encode(self, texts: list[str]):  # -> np.ndarray
+        ...
+
+
+@runtime_checkable
+class Router(Protocol):
+    """Batched routing: one decision per input."""
+
+    def route(self, inputs: list[RouteInput]) -> list[RouteDecision]: ...
