@@ -86,7 +86,7 @@ class TransformersBackend:
         elif tier == "host":
             if self._model is None:
                 self._materialise()
-            self._host_state = {k: v.to("cpu") for k, v in self._model.state_dict().items()}
+            self._host_state = _capture_tensors(self._model)
             self._model = None
         else:
             self._model = None
@@ -102,12 +102,11 @@ class TransformersBackend:
         dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
         if self._host_state is not None and self._config is not None:
             with torch.device("meta"):
-                model = AutoModelForCausalLM.from_config(self._config, torch_dtype=dtype)
-            model.load_state_dict(self._host_state, assign=True, strict=False)
-            model.tie_weights()
+                model = AutoModelForCausalLM.from_config(self._config, dtype=dtype)
+            _restore_tensors(model, self._host_state)
             self._host_state = None
         else:
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, torch_dtype=dtype)
+            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
         self._config = model.config
         self._model = model.to(self.device).eval()
         self.info.params = sum(p.numel() for p in self._model.parameters())
@@ -221,6 +220,27 @@ class TransformersBackend:
                 token_lp = logp[torch.arange(len(target)), target]
                 results.append(float(token_lp[-n_cont:].sum()))
         return results
+
+
+def _capture_tensors(model: Any) -> dict[str, Any]:
+    """Every parameter and buffer (non-persistent ones too, e.g. rotary tables), moved to host memory."""
+    out = {f"p:{n}": p.detach().to("cpu") for n, p in model.named_parameters(remove_duplicate=False)}
+    out |= {f"b:{n}": b.to("cpu") for n, b in model.named_buffers(remove_duplicate=False)}
+    return out
+
+
+def _restore_tensors(model: Any, tensors: dict[str, Any]) -> None:
+    """Puts captured tensors back into a meta-initialised module without copying them."""
+    import torch
+
+    for key, tensor in tensors.items():
+        kind, name = key.split(":", 1)
+        owner, _, leaf = name.rpartition(".")
+        module = model.get_submodule(owner) if owner else model
+        if kind == "p":
+            module._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=False)
+        else:
+            module._buffers[leaf] = tensor
 
 
 class _StopStream:
