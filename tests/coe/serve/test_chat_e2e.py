@@ -102,7 +102,8 @@ BAD = [
      400, "max_tokens"),
     ("max_tokens over limit", {"model": "smollm2-135m", "max_tokens": 100000,
                                "messages": [{"role": "user", "content": "x"}]}, 400, "above the limit"),
-    ("oversize body", {"model": "coe", "messages": [{"role": "user", "content": "x" * 1_200_000}]}, 413, "limit"),
+    ("oversize body", {"model": "coe", "messages": [{"role": "user", "content": "x" * 1_200_000}]},
+     413, "limit"),
 ]
 
 

@@ -16,7 +16,8 @@ def test_apply_stop_cuts_at_first_stop():
 def test_completion_prompt_for_base_models():
     msgs = (Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello"),
             Message("user", "Capital of France?"))
-    assert completion_prompt(msgs) == "Be brief.\n\nUser: Hi\n\nAssistant: Hello\n\nUser: Capital of France?\n\nAssistant:"
+    expected = "Be brief.\n\nUser: Hi\n\nAssistant: Hello\n\nUser: Capital of France?\n\nAssistant:"
+    assert completion_prompt(msgs) == expected
 
 
 
