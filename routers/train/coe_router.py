@@ -1,0 +1,184 @@
+"""Train the CoE category router: frozen MiniLM embeddings → logistic regression → temperature → τ → artifact.
+
+python -m routers.train.coe_router --config configs/train/coe.yaml --out artifacts/coe-router
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from routers.artifacts import save_artifact
+from routers.base import Encoder
+from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy, softmax
+from routers.train.calibration import calibration_summary, fit_temperature
+from routers.train.config import SPLITS, CoETrainConfig, Split, load_train_config
+from routers.train.datasets import LabelledText, split_texts, training_data_checksums
+from routers.train.embed_cache import cached_embeddings
+from routers.train.fallback import TauChoice, choose_tau
+from routers.train.report import heldout_metrics, write_report
+
+log = logging.getLogger(__name__)
+TAU_RULE = "maximises the dev-split expected score of the routed expert (0/1: expert == map[true category])"
+
+
+def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: CoETrainConfig) -> tuple[np.ndarray, np.ndarray, float]:
+    """Multinomial logistic regression with C chosen by stratified k-fold CV; returns W [d, K], b [K], C."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=cfg.classifier.cv_folds, shuffle=True, random_state=0)
+    clf = LogisticRegressionCV(
+        Cs=cfg.classifier.Cs,
+        cv=folds,
+        max_iter=cfg.classifier.max_iter,
+        class_weight=cfg.classifier.class_weight,
+        scoring="neg_log_loss",
+    )
+    with warnings.catch_warnings():
+        # sklearn >= 1.8 announces attribute/argument changes of LogisticRegressionCV we do not depend on.
+        warnings.simplefilter("ignore", FutureWarning)
+        clf.fit(x, y)
+    if list(clf.classes_) != list(range(len(cfg.categories))):
+        raise ValueError(
+            "every category needs training examples; missing: "
+            f"{sorted(set(range(len(cfg.categories))) - set(clf.classes_))}"
+        )
+    return clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32), float(np.ravel(clf.C_)[0])
+
+
+def expert_scores_01(
+    probs: np.ndarray,
+    labels: np.ndarray,
+    categories: list[str],
+    category_map: Mapping[str, str],
+    general: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: 1 when the routed (resp. fallback) expert is the map's expert of the true category, else 0."""
+    expert_of = [category_map.get(c, general) for c in categories]
+    true_expert = np.array([expert_of[k] for k in labels])
+    routed = np.array([expert_of[k] for k in probs.argmax(axis=1)])
+    return (routed == true_expert).astype(float), (true_expert == general).astype(float)
+
+
+def _capped(cfg: CoETrainConfig, limit: int | None) -> CoETrainConfig:
+    if limit is None:
+        return cfg
+    caps = {f"{s}_per_subject": min(limit, cfg.limits.cap(s) or limit) for s in SPLITS}
+    return cfg.model_copy(update={"limits": cfg.limits.model_copy(update=caps)})
+
+
+def _embed_splits(
+    cfg: CoETrainConfig, encoder: Encoder
+) -> tuple[dict[Split, list[LabelledText]], dict[Split, np.ndarray]]:
+    texts: dict[Split, list[LabelledText]] = {}
+    emb: dict[Split, np.ndarray] = {}
+    for split in tqdm(SPLITS, desc="embed splits", unit="split"):
+        texts[split] = split_texts(cfg, split)
+        emb[split] = cached_embeddings(encoder, cfg.encoder, [x.text for x in texts[split]])
+    return texts, emb
+
+
+def _meta(cfg: CoETrainConfig, temperature: float, tau: TauChoice, dim: int, c: float) -> dict[str, Any]:
+    return {
+        "categories": cfg.categories,
+        "super_categories": cfg.super_categories,
+        "temperature": temperature,
+        "tau_entropy": tau.tau,
+        "tau_rule": TAU_RULE,
+        "min_confidence": cfg.fallback.min_confidence,
+        "category_map": cfg.category_map,
+        "general_expert": cfg.general_expert,
+        "expert_params_b": {name: spec.params_b for name, spec in cfg.experts.items()},
+        "encoder": cfg.encoder,
+        "dim": dim,
+        "classifier": {"type": "logistic_regression", "C": c, "class_weight": cfg.classifier.class_weight},
+    }
+
+
+def train_coe_router(
+    config_path: str | Path,
+    out_dir: str | Path,
+    limit: int | None = None,
+    encoder: Encoder | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Train, calibrate, save the artifact and report.json / report.md in `out_dir`; returns the report."""
+    t0 = time.perf_counter()
+    cfg = _capped(load_train_config(config_path), limit)
+    if encoder is None:
+        from experts.embed.encoder import SentenceEncoder
+
+        encoder = SentenceEncoder(cfg.encoder)
+    cats = cfg.categories
+    texts, emb = _embed_splits(cfg, encoder)
+    labels = {s: np.array([cats.index(x.category) for x in texts[s]]) for s in SPLITS}
+    t_embed = time.perf_counter()
+
+    w, b, c = fit_classifier(emb["train"], labels["train"], cfg)
+    t_fit = time.perf_counter()
+    dev_logits = emb["dev"].astype(np.float64) @ w + b
+    temperature = fit_temperature(dev_logits, labels["dev"])
+    calibration = calibration_summary(dev_logits, labels["dev"], temperature, cfg.calibration.ece_bins)
+    dev_probs = softmax(dev_logits, temperature)
+    routed, fallback = expert_scores_01(dev_probs, labels["dev"], cats, cfg.category_map, cfg.general_expert)
+    tau = choose_tau(entropy(dev_probs), routed, fallback, cfg.fallback.max_fallback_rate)
+
+    command = command or f"python -m routers.train.coe_router --config {config_path} --out {out_dir}"
+    out = save_artifact(
+        out_dir,
+        ARTIFACT_KIND,
+        ARTIFACT_VERSION,
+        {"W": w, "b": b},
+        _meta(cfg, temperature, tau, int(w.shape[0]), c),
+        training_data=training_data_checksums(cfg),
+        command=command,
+    )
+    router = CoERouter.from_artifact(out, None)
+    held_probs = router.probabilities(emb["heldout"])
+    held = heldout_metrics(
+        cfg, texts["heldout"], held_probs, router.decide(held_probs), cats, cfg.calibration.ece_bins
+    )
+    t_end = time.perf_counter()
+    report = {
+        "command": command,
+        "sizes": {s: len(texts[s]) for s in SPLITS},
+        "classifier": {"C": c, "Cs": cfg.classifier.Cs, "cv_folds": cfg.classifier.cv_folds},
+        "calibration": calibration,
+        "fallback": {**asdict(tau), "rule": TAU_RULE},
+        "heldout": held,
+        "seconds": {
+            "embed": round(t_embed - t0, 2),
+            "fit": round(t_fit - t_embed, 2),
+            "calibrate_save_eval": round(t_end - t_fit, 2),
+            "total": round(t_end - t0, 2),
+        },
+    }
+    write_report(report, out)
+    log.info("trained coe router", extra={"out": str(out), "seconds": round(t_end - t0, 2)})
+    return report
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Train the CoE category router")
+    parser.add_argument("--config", default="configs/train/coe.yaml")
+    parser.add_argument("--out", default="artifacts/coe-router")
+    parser.add_argument("--limit", type=int, default=None, help="max examples per subject and split")
+    args = parser.parse_args(argv)
+    report = train_coe_router(args.config, args.out, args.limit)
+    print(Path(args.out) / "report.md")
+    print((Path(args.out) / "report.md").read_text())
+    del report
+
+
+if __name__ == "__main__":
+    main()

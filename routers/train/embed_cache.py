@@ -1,0 +1,41 @@
+"""Embeddings cached on disk as .npy, keyed by a hash of the encoder and the exact texts (no pickle)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from experts.paths import cache_dir
+from routers.base import Encoder
+
+log = logging.getLogger(__name__)
+
+
+def texts_key(encoder_ref: str, texts: list[str]) -> str:
+    digest = hashlib.sha256(encoder_ref.encode())
+    for text in texts:
+        digest.update(b"\x00")
+        digest.update(text.encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def cached_embeddings(
+    encoder: Encoder, encoder_ref: str, texts: list[str], folder: Path | None = None
+) -> np.ndarray:
+    """Encode texts once; later calls with the same encoder and texts read the .npy file."""
+    root = folder or cache_dir() / "embeddings"
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / f"{texts_key(encoder_ref, texts)}.npy"
+    if path.is_file():
+        emb = np.load(path, allow_pickle=False)
+        if emb.shape[0] == len(texts):
+            return emb
+        log.warning("embedding cache has the wrong row count; recomputing", extra={"path": str(path)})
+    emb = np.asarray(encoder.encode(texts), dtype=np.float32)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb, allow_pickle=False)
+    tmp.replace(path)
+    return emb
