@@ -95,6 +95,8 @@ class RouterConfig(_Strict):
     general_expert: str
     entropy_threshold: float | None = Field(None, ge=0, description="overrides the artifact's tau")
     category_map: dict[str, str] = Field(default_factory=dict, description="overrides the artifact's map")
+    expert_aliases: dict[str, str] = Field(
+        default_factory=dict, description="artifact expert name -> expert of this config (reuse a trained map)")
 
 
 class ServerConfig(_Strict):
@@ -157,6 +159,9 @@ class CoeConfig(_Strict):
         bad = {c: e for c, e in self.router.category_map.items() if e not in names}
         if bad:
             raise ValueError(f"router.category_map names unknown experts: {bad}")
+        bad = {a: e for a, e in self.router.expert_aliases.items() if e not in names}
+        if bad:
+            raise ValueError(f"router.expert_aliases names unknown experts: {bad}")
         return self
 
     @property

@@ -1,0 +1,26 @@
+"""`coe bench …`: performance benchmarks (each prints a table; --json writes the headline figures)."""
+
+from __future__ import annotations
+
+import argparse
+
+from coe.config import load_config
+
+
+def register(sub, groups) -> None:  # noqa: ANN001
+    p = groups["bench"].add_parser("routing", help="router latency and gateway overhead")
+    p.add_argument("--config", default="configs/default.yaml")
+    p.add_argument("--json", default=None)
+    p.add_argument("--requests", type=int, default=50)
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=run_routing)
+
+
+def run_routing(args: argparse.Namespace) -> int:
+    from eval.bench_routing import run
+
+    cfg = load_config(args.config)
+    if args.port is not None:
+        cfg.server.port = args.port
+    run(cfg, json_path=args.json, n_gateway=args.requests)
+    return 0

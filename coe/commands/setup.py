@@ -1,0 +1,38 @@
+"""`coe setup`: build what serving needs once (converted model weights, the router artifact)."""
+
+from __future__ import annotations
+
+import argparse
+
+from coe.config import CoeConfig, load_config
+from coe.serve.routing import artifact_path
+
+TRAIN_CONFIG = "configs/train/coe.yaml"
+
+
+def register(sub, groups) -> None:  # noqa: ANN001
+    p = sub.add_parser("setup", help="convert the registry models and train the router if absent")
+    p.add_argument("--config", default="configs/default.yaml")
+    p.set_defaults(func=run)
+
+
+def ensure_router_artifact(cfg: CoeConfig) -> None:
+    """Train the CoE router when its artifact is missing (under a minute on the embedded default)."""
+    path = artifact_path(cfg.router.artifact)
+    if (path / "manifest.json").exists():
+        return
+    from routers.train.coe_router import train_coe_router
+
+    print(f"router artifact {path} is missing: training it from {TRAIN_CONFIG}", flush=True)
+    train_coe_router(TRAIN_CONFIG, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from experts.llm.registry_models import build_all
+
+    cfg = load_config(args.config)
+    names = [e.model.removeprefix("registry:") for e in cfg.experts if e.model.startswith("registry:")]
+    for name, path in build_all(names).items():
+        print(f"{name}: {path}")
+    ensure_router_artifact(cfg)
+    return 0

@@ -1,0 +1,193 @@
+"""The ingress deployment: validates, routes, calls the expert pools, streams SSE, exports metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from ray import serve
+
+from coe.api.app import create_app
+from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout
+from coe.api.schemas import ChatCompletionRequest, Usage, chat_chunk, chat_completion
+from coe.config import ROUTER_MODEL_NAMES, CoeConfig, ExpertConfig
+from coe.serve.metrics import GatewayMetrics
+from coe.serve.routing import RouterHolder
+from routers.base import RouteDecision
+
+log = logging.getLogger(__name__)
+app = create_app()
+
+
+def last_user_text(req: ChatCompletionRequest) -> str:
+    for m in reversed(req.messages):
+        if m.role == "user":
+            return m.text()
+    raise BadRequest("messages must contain at least one message with role 'user'", param="messages")
+
+
+def check_limits(req: ChatCompletionRequest, cfg: CoeConfig) -> None:
+    """Size limits on what a request may ask for, before any work is done."""
+    if len(req.messages) > cfg.server.max_messages:
+        raise BadRequest(f"{len(req.messages)} messages; the limit is {cfg.server.max_messages}", "messages")
+    chars = sum(len(m.text()) for m in req.messages)
+    if chars > cfg.server.max_chars:
+        raise BadRequest(f"messages hold {chars} characters; the limit is {cfg.server.max_chars}", "messages")
+    if not last_user_text(req).strip():
+        raise BadRequest("the last user message is empty", "messages")
+
+
+def resolve_max_tokens(req: ChatCompletionRequest, expert: ExpertConfig) -> int:
+    asked = req.requested_max_tokens
+    if asked is None:
+        return expert.default_max_tokens
+    if asked > expert.max_tokens_limit:
+        raise BadRequest(f"max_tokens={asked} is above the limit {expert.max_tokens_limit} of expert "
+                         f"{expert.name!r}", "max_tokens")
+    return asked
+
+
+def decision_headers(d: RouteDecision, route_ms: float) -> dict[str, str]:
+    return {"x-coe-expert": d.expert, "x-coe-category": d.category or "", "x-coe-route-ms": f"{route_ms:.2f}"}
+
+
+def _sse(obj: dict[str, Any]) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+@serve.deployment(name="gateway")
+@serve.ingress(app)
+class Gateway:
+    """The single front door; holds the router in-process and a DeploymentHandle per expert pool."""
+
+    def __init__(self, config: dict[str, Any], pools: dict[str, Any]) -> None:
+        self.cfg = CoeConfig.model_validate(config)
+        self.pools = pools
+        self.metrics = GatewayMetrics()
+        self.router = RouterHolder(self.cfg)
+        self.router.warm_up()
+        app.state.max_body_bytes = self.cfg.server.max_body_bytes
+        self.created = int(time.time())
+
+    # ---- routing -------------------------------------------------------------
+    async def decide(self, req: ChatCompletionRequest) -> tuple[RouteDecision, float]:
+        t0 = time.perf_counter()
+        if req.model in ROUTER_MODEL_NAMES:
+            decision = await asyncio.to_thread(self.router.route_one, last_user_text(req))
+            kind = "fallback" if decision.reason.startswith("fallback") else "routed"
+        elif req.model in self.cfg.expert_names:
+            decision = RouteDecision(expert=req.model, category=None, confidence=1.0, reason="direct")
+            kind = "direct"
+        else:
+            known = list(ROUTER_MODEL_NAMES) + self.cfg.expert_names
+            raise NotFound(f"model {req.model!r} does not exist; available: {known}", "model",
+                           "model_not_found")
+        route_s = time.perf_counter() - t0
+        self.metrics.route_latency.observe(route_s)
+        self.metrics.routes.labels(decision.expert, decision.category or "", kind).inc()
+        return decision, route_s * 1000
+
+    def payload(self, req: ChatCompletionRequest, max_tokens: int) -> dict[str, Any]:
+        return {
+            "messages": [{"role": m.role, "content": m.text()} for m in req.messages],
+            "max_tokens": max_tokens, "temperature": req.temperature, "top_p": req.top_p,
+            "stop": req.stop, "seed": req.seed,
+        }
+
+    # ---- endpoints -----------------------------------------------------------
+    @app.post("/v1/chat/completions")
+    async def chat_completions(self, body: ChatCompletionRequest) -> Response:
+        t0 = time.perf_counter()
+        status = 200
+        expert_name = ""
+        try:
+            check_limits(body, self.cfg)
+            decision, route_ms = await self.decide(body)
+            expert_name = decision.expert
+            expert = self.cfg.expert(decision.expert)
+            payload = self.payload(body, resolve_max_tokens(body, expert))
+            headers = decision_headers(decision, route_ms)
+            coe_info = decision.as_dict() | {"route_ms": round(route_ms, 3)}
+            if body.stream:
+                stream = self.stream_chat(expert, payload, coe_info)
+                return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+            result = await self.call_expert(expert, payload)
+            usage = Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
+                          total_tokens=result["prompt_tokens"] + result["completion_tokens"])
+            self.count_tokens(expert.name, usage)
+            rid = f"chatcmpl-{uuid.uuid4().hex}"
+            body_out = chat_completion(rid, int(time.time()), expert.name, result["text"],
+                                       result["finish_reason"], usage, coe_info)
+            return JSONResponse(body_out, headers=headers)
+        except CoeError as err:
+            status = err.status
+            raise
+        finally:
+            self.metrics.requests.labels("chat", str(status)).inc()
+            self.metrics.latency.labels("chat", expert_name).observe(time.perf_counter() - t0)
+
+    async def call_expert(self, expert: ExpertConfig, payload: dict[str, Any]) -> dict[str, Any]:
+        handle = self.pools[expert.pool_name]
+        try:
+            return await asyncio.wait_for(handle.generate.remote(expert.name, payload),
+                                          self.cfg.server.request_timeout_s)
+        except TimeoutError:
+            raise Timeout(f"expert {expert.name!r} did not answer within "
+                          f"{self.cfg.server.request_timeout_s:.0f} s") from None
+        except CoeError:
+            raise
+        except Exception as err:
+            log.warning("expert call failed", extra={"expert": expert.name, "error": str(err)})
+            raise ExpertUnavailable(f"expert {expert.name!r} failed: {type(err).__name__}") from None
+
+    async def stream_chat(self, expert: ExpertConfig, payload: dict[str, Any],
+                          coe_info: dict[str, Any]) -> AsyncIterator[str]:
+        """SSE: a role chunk with the decision, content deltas, a final chunk with usage, then [DONE]."""
+        rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        yield _sse(chat_chunk(rid, created, expert.name, {"role": "assistant", "content": ""}, None, coe_info))
+        gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
+        try:
+            async for item in gen:
+                if item["text"]:
+                    yield _sse(chat_chunk(rid, created, expert.name, {"content": item["text"]}, None))
+                if item["finish_reason"]:
+                    usage = Usage(prompt_tokens=item["prompt_tokens"],
+                                  completion_tokens=item["completion_tokens"],
+                                  total_tokens=item["prompt_tokens"] + item["completion_tokens"])
+                    self.count_tokens(expert.name, usage)
+                    yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], usage=usage))
+        except Exception as err:
+            log.warning("stream failed", extra={"expert": expert.name, "error": str(err)})
+            yield _sse(ExpertUnavailable(f"expert {expert.name!r} failed mid-stream: "
+                                         f"{type(err).__name__}").body())
+        finally:
+            gen.cancel()
+        yield "data: [DONE]\n\n"
+
+    def count_tokens(self, expert: str, usage: Usage) -> None:
+        self.metrics.tokens.labels(expert, "prompt").inc(usage.prompt_tokens)
+        self.metrics.tokens.labels(expert, "completion").inc(usage.completion_tokens)
+
+    @app.get("/v1/models")
+    async def models(self) -> dict[str, Any]:
+        data = [{"id": name, "object": "model", "created": self.created, "owned_by": "coe",
+                 "coe": {"kind": "router"}} for name in ROUTER_MODEL_NAMES]
+        for e in self.cfg.experts:
+            data.append({"id": e.name, "object": "model", "created": self.created, "owned_by": "coe",
+                         "coe": {"kind": "expert", "backend": e.backend, "model": e.model,
+                                 "description": e.description, "max_tokens_limit": e.max_tokens_limit}})
+        return {"object": "list", "data": data}
+
+    @app.get("/health")
+    async def health(self) -> dict[str, Any]:
+        return {"status": "ok", "experts": self.cfg.expert_names, "router": self.router.describe()}
+
+    @app.get("/metrics")
+    async def metrics_endpoint(self) -> Response:
+        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,52 @@
+"""Builds the configured router (artifact + encoder) for the gateway and runs it on one prompt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from coe.config import CoeConfig
+from experts.embed.encoder import SentenceEncoder
+from experts.paths import REPO_ROOT
+from routers.base import RouteDecision, RouteInput
+
+
+def artifact_path(path: Path) -> Path:
+    """Relative artifact paths are relative to the checkout, so `coe serve` works from any cwd."""
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
+    from routers.coe import CoERouter
+
+    rc = cfg.router
+    return CoERouter.from_artifact(
+        artifact_path(rc.artifact), encoder or SentenceEncoder(rc.encoder),
+        general_expert=rc.general_expert,
+        category_map_override=rc.category_map or None,
+        tau_override=rc.entropy_threshold,
+    )
+
+
+class RouterHolder:
+    """The router of model='coe'; refuses to start when the artifact names experts the config lacks."""
+
+    def __init__(self, cfg: CoeConfig) -> None:
+        self.cfg = cfg
+        self.router = build_router(cfg)
+        aliases = cfg.router.expert_aliases
+        self.router.category_map = {c: aliases.get(e, e) for c, e in self.router.category_map.items()}
+        unknown = sorted(set(self.router.category_map.values()) - set(cfg.expert_names))
+        if unknown:
+            raise ValueError(f"router artifact {cfg.router.artifact} maps categories to experts missing "
+                             f"from the config: {unknown} (map them with router.expert_aliases or router.category_map)")
+
+    def warm_up(self) -> None:
+        self.route_one("warm up the encoder")
+
+    def route_one(self, text: str) -> RouteDecision:
+        return self.router.route([RouteInput(text=text)])[0]
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.cfg.router.type, "artifact": str(self.cfg.router.artifact),
+                "general_expert": self.cfg.router.general_expert}

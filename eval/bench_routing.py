@@ -1,0 +1,91 @@
+"""`coe bench routing`: router latency alone, and the gateway's overhead over calling the expert directly."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from coe.config import CoeConfig
+from eval.stats import percentile_ms, print_table, write_json
+from routers.base import RouteInput
+
+PROMPTS = [
+    "Write a Python function that reverses a list",
+    "What is the derivative of x^3 + 2x?",
+    "Who was the first emperor of Rome?",
+    "Hi! How are you doing today?",
+    "Explain how vaccines train the immune system.",
+    "Draft a short email asking for a deadline extension.",
+    "What is the capital of Australia?",
+    "Sort this list in SQL: select names ordered by age",
+]
+
+
+def router_latency(cfg: CoeConfig, n: int = 200) -> dict[str, float]:
+    from coe.serve.routing import build_router
+
+    router = build_router(cfg)
+    router.route([RouteInput(text="warm up")])
+    single = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        router.route([RouteInput(text=PROMPTS[i % len(PROMPTS)])])
+        single.append(time.perf_counter() - t0)
+    batch = [RouteInput(text=PROMPTS[i % len(PROMPTS)] + f" ({i})") for i in range(32)]
+    per_query = []
+    for _ in range(max(5, n // 20)):
+        t0 = time.perf_counter()
+        router.route(batch)
+        per_query.append((time.perf_counter() - t0) / len(batch))
+    return {"route_p50_ms": percentile_ms(single, 50), "route_p99_ms": percentile_ms(single, 99),
+            "route_batch32_per_query_ms": percentile_ms(per_query, 50)}
+
+
+def gateway_overhead(cfg: CoeConfig, url: str, n: int = 50) -> dict[str, float]:
+    """Paired: the same prompt routed over HTTP vs sent straight to the chosen expert's deployment handle."""
+    from ray import serve
+
+    handles: dict[str, Any] = {}
+    diffs, routed_s, direct_s = [], [], []
+    with httpx.Client(timeout=120) as client:
+        for i in range(n + 2):
+            prompt = PROMPTS[i % len(PROMPTS)]
+            body = {"model": "coe", "messages": [{"role": "user", "content": prompt}], "max_tokens": 1}
+            t0 = time.perf_counter()
+            r = client.post(f"{url}/v1/chat/completions", json=body)
+            t_routed = time.perf_counter() - t0
+            r.raise_for_status()
+            expert = cfg.expert(r.headers["x-coe-expert"])
+            if expert.pool_name not in handles:
+                handles[expert.pool_name] = serve.get_deployment_handle(f"expert-{expert.pool_name}",
+                                                                        cfg.ray.app_name)
+            payload = {"messages": body["messages"], "max_tokens": 1, "temperature": 0.0, "top_p": 1.0,
+                       "stop": [], "seed": None}
+            t0 = time.perf_counter()
+            handles[expert.pool_name].generate.remote(expert.name, payload).result()
+            t_direct = time.perf_counter() - t0
+            if i >= 2:  # the first calls warm connections and handles
+                routed_s.append(t_routed)
+                direct_s.append(t_direct)
+                diffs.append(t_routed - t_direct)
+    return {"gateway_overhead_p50_ms": percentile_ms(diffs, 50), "gateway_overhead_p99_ms": percentile_ms(diffs, 99),
+            "routed_p50_ms": percentile_ms(routed_s, 50), "direct_p50_ms": percentile_ms(direct_s, 50)}
+
+
+def run(cfg: CoeConfig, json_path: str | None = None, n_router: int = 200, n_gateway: int = 50) -> dict:
+    from coe.serve.runner import run_app, shutdown
+
+    results = router_latency(cfg, n_router)
+    url = run_app(cfg)
+    try:
+        results |= gateway_overhead(cfg, url, n_gateway)
+    finally:
+        shutdown()
+    rows = [[k, v] for k, v in results.items()]
+    print_table("coe bench routing (ms)", ["metric", "value"], rows)
+    write_json(json_path, {k: results[k] for k in (
+        "route_p50_ms", "route_p99_ms", "route_batch32_per_query_ms",
+        "gateway_overhead_p50_ms", "gateway_overhead_p99_ms")})
+    return results
