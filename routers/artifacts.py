@@ -131,9 +131,7 @@ def _verify_checksums(folder: Path, manifest: dict[str, Any]) -> None:
             raise ArtifactError(f"{path}: missing")
         actual = sha256_file(path)
         if actual != expected:
-            raise ArtifactError(
-                f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…)"
-            )
+            raise ArtifactError(f"{path}: sha256 {actual[:12]}… does not match the manifest ({expected[:12]}…)")
 
 
 def _load_weights(path: Path) -> dict[str, np.ndarray]:

@@ -54,9 +54,7 @@ class CoERouter:
         w = np.asarray(weights, dtype=np.float64)
         b = np.asarray(bias, dtype=np.float64).reshape(-1)
         if w.ndim != 2 or w.shape[1] != len(categories) or b.shape[0] != len(categories):
-            raise ValueError(
-                f"classifier shapes do not match {len(categories)} categories: W{w.shape}, b{b.shape}"
-            )
+            raise ValueError(f"classifier shapes do not match {len(categories)} categories: W{w.shape}, b{b.shape}")
         if len(set(categories)) != len(categories):
             raise ValueError("category names must be unique")
         if temperature <= 0:
@@ -154,6 +152,4 @@ class CoERouter:
         if expert is None:
             reason = f"category={category} p={conf:.2f} has no expert in the map: general expert"
             return RouteDecision(general, category, conf, reason, scores, {general: 1.0})
-        return RouteDecision(
-            expert, category, conf, f"category={category} p={conf:.2f}", scores, {expert: 1.0}
-        )
+        return RouteDecision(expert, category, conf, f"category={category} p={conf:.2f}", scores, {expert: 1.0})

@@ -16,14 +16,10 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
     return float(np.mean(log_norm - z[np.arange(len(labels)), labels]))
 
 
-def fit_temperature(
-    logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)
-) -> float:
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, bounds: tuple[float, float] = (0.05, 20.0)) -> float:
     """The T > 0 that minimises validation NLL (searched over log T, so the bounds are multiplicative)."""
     lo, hi = np.log(bounds[0]), np.log(bounds[1])
-    res = minimize_scalar(
-        lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(lo, hi), method="bounded"
-    )
+    res = minimize_scalar(lambda log_t: nll(logits, labels, float(np.exp(log_t))), bounds=(lo, hi), method="bounded")
     return float(np.exp(res.x))
 
 
@@ -42,9 +38,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
     return float(ece)
 
 
-def calibration_summary(
-    logits: np.ndarray, labels: np.ndarray, temperature: float, bins: int
-) -> dict[str, float]:
+def calibration_summary(logits: np.ndarray, labels: np.ndarray, temperature: float, bins: int) -> dict[str, float]:
     """ECE and NLL before (T = 1) and after temperature scaling."""
     return {
         "temperature": temperature,

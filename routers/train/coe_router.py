@@ -145,9 +145,7 @@ def train_coe_router(
     )
     router = CoERouter.from_artifact(out, None)
     held_probs = router.probabilities(emb["heldout"])
-    held = heldout_metrics(
-        cfg, texts["heldout"], held_probs, router.decide(held_probs), cats, cfg.calibration.ece_bins
-    )
+    held = heldout_metrics(cfg, texts["heldout"], held_probs, router.decide(held_probs), cats, cfg.calibration.ece_bins)
     t_end = time.perf_counter()
     report = {
         "command": command,

@@ -76,6 +76,25 @@ class FallbackConfig(_Strict):
     min_confidence: float | None = Field(default=None, gt=0, le=1)
 
 
+class ScoringConfig(_Strict):
+    """k-shot MMLU scoring of every expert (phase 2): prompt shape and how many questions per subject."""
+
+    k_shot: int = Field(default=5, ge=0, le=5)
+    max_prompt_chars: int = Field(default=6000, ge=200, description="shots are dropped until the prompt fits")
+    dev_per_subject: int | None = Field(default=8, ge=1)
+    heldout_per_subject: int | None = Field(default=12, ge=1)
+    device: str = "cpu"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+
+
+class MilpConfig(_Strict):
+    """The map chosen for the artifact (budget in billions of active parameters) and the evaluation sweep."""
+
+    budget: float | None = Field(default=None, gt=0)
+    max_experts: int | None = Field(default=None, ge=1)
+    sweep: list[float] = Field(default_factory=lambda: [0.135, 0.2, 0.27, 0.35, 0.42, 0.49])
+
+
 class ExpertSpec(_Strict):
     params_b: float = Field(gt=0)
     model: str = ""
@@ -95,6 +114,8 @@ class CoETrainConfig(_Strict):
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     calibration: CalibrationConfig = Field(default_factory=CalibrationConfig)
     fallback: FallbackConfig = Field(default_factory=FallbackConfig)
+    scoring: ScoringConfig = Field(default_factory=ScoringConfig)
+    milp: MilpConfig = Field(default_factory=MilpConfig)
     general_expert: str
     experts: dict[str, ExpertSpec] = Field(min_length=1)
     category_map: dict[str, str] = Field(default_factory=dict)
@@ -125,9 +146,7 @@ class CoETrainConfig(_Strict):
             "labels outside super_categories": sorted(used - known),
             "categories without training data": sorted(known - used),
             "category_map keys that are not categories": sorted(set(self.category_map) - known),
-            "category_map experts not in experts": sorted(
-                set(self.category_map.values()) - set(self.experts)
-            ),
+            "category_map experts not in experts": sorted(set(self.category_map.values()) - set(self.experts)),
         }
         if self.general_expert not in self.experts:
             problems["general_expert not in experts"] = [self.general_expert]

@@ -79,10 +79,7 @@ def mmlu_shots(subject: str) -> list[MMLUQuestion]:
 
 
 def mmlu_texts(cfg: CoETrainConfig, questions: list[MMLUQuestion]) -> list[LabelledText]:
-    return [
-        LabelledText(q.id, format_question(q), cfg.mmlu_subjects[q.subject], "mmlu", q.subject)
-        for q in questions
-    ]
+    return [LabelledText(q.id, format_question(q), cfg.mmlu_subjects[q.subject], "mmlu", q.subject) for q in questions]
 
 
 def mt_bench_texts(cfg: CoETrainConfig, split: Split) -> list[LabelledText]:

@@ -22,9 +22,7 @@ def texts_key(encoder_ref: str, texts: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_embeddings(
-    encoder: Encoder, encoder_ref: str, texts: list[str], folder: Path | None = None
-) -> np.ndarray:
+def cached_embeddings(encoder: Encoder, encoder_ref: str, texts: list[str], folder: Path | None = None) -> np.ndarray:
     """Encode texts once; later calls with the same encoder and texts read the .npy file."""
     root = folder or cache_dir() / "embeddings"
     root.mkdir(parents=True, exist_ok=True)
@@ -39,3 +37,15 @@ def cached_embeddings(
     np.save(tmp, emb, allow_pickle=False)
     tmp.replace(path)
     return emb
+
+
+class CachedEncoder:
+    """An Encoder that reads and fills the embedding cache (offline evaluation routes the same texts often)."""
+
+    def __init__(self, inner: Encoder, ref: str, folder: Path | None = None):
+        self.inner = inner
+        self.ref = ref
+        self.folder = folder
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return cached_embeddings(self.inner, self.ref, texts, self.folder)

@@ -74,9 +74,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| super-category (MMLU held-out) | n | accuracy |",
         "| --- | ---: | ---: |",
     ]
-    lines += [
-        f"| {s} | {v['n']} | {v['accuracy']:.4f} |" for s, v in h["per_super_category_mmlu"].items() if v["n"]
-    ]
+    lines += [f"| {s} | {v['n']} | {v['accuracy']:.4f} |" for s, v in h["per_super_category_mmlu"].items() if v["n"]]
     lines += ["", "| category | n | accuracy |", "| --- | ---: | ---: |"]
     lines += [f"| {c} | {v['n']} | {v['accuracy']:.4f} |" for c, v in h["per_category"].items() if v["n"]]
     return "\n".join(lines) + "\n"

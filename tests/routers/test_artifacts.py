@@ -60,9 +60,7 @@ def test_edited_meta_is_refused(saved):
 
 def test_kind_and_version_mismatch_refused(saved):
     path = saved[0]
-    with pytest.raises(
-        ArtifactError, match=r"manifest\.json: artifact kind is 'coe-router', expected 'pilots'"
-    ):
+    with pytest.raises(ArtifactError, match=r"manifest\.json: artifact kind is 'coe-router', expected 'pilots'"):
         load_artifact(path, "pilots")
     with pytest.raises(ArtifactError, match="format version 1 is not supported \\(expected 2\\)"):
         load_artifact(path, "coe-router", 2)

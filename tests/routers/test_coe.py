@@ -33,9 +33,7 @@ class FakeEncoder:
         return out
 
 
-def make_router(
-    tau: float = 1.0, temperature: float = 1.0, min_conf: float | None = None, enc=None
-) -> CoERouter:
+def make_router(tau: float = 1.0, temperature: float = 1.0, min_conf: float | None = None, enc=None) -> CoERouter:
     return CoERouter(enc, np.eye(3), np.zeros(3), CATS, temperature, MAP, "smollm2-135m", tau, min_conf)
 
 
@@ -44,9 +42,7 @@ def test_softmax_and_entropy_exact():
     np.testing.assert_allclose(p[0], [1 / 3] * 3)
     np.testing.assert_allclose(p[1], [1.0, 0.0, 0.0])
     np.testing.assert_allclose(entropy(p), [math.log(3), 0.0], atol=1e-12)
-    np.testing.assert_allclose(
-        softmax(np.array([[2.0, 0.0]]), temperature=2.0), softmax(np.array([[1.0, 0.0]]))
-    )
+    np.testing.assert_allclose(softmax(np.array([[2.0, 0.0]]), temperature=2.0), softmax(np.array([[1.0, 0.0]])))
 
 
 def test_confident_row_goes_to_mapped_expert():

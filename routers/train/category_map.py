@@ -1,0 +1,174 @@
+"""Phase 2 of CoE training: replace the prior category→expert map with the MILP over measured expert scores.
+
+Scores every expert on the dev split (k-shot MMLU, cached), solves the map under the configured budget, re-chooses
+τ with the real per-question correctness, and rewrites the router artifact (same classifier, new map and τ).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routers.artifacts import load_artifact, read_manifest, save_artifact
+from routers.base import Encoder, RouteInput
+from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy
+from routers.train.config import CoETrainConfig, load_train_config
+from routers.train.datasets import MMLUQuestion, format_question, mmlu_split
+from routers.train.expert_scores import (
+    BackendFactory,
+    ScoreRecord,
+    category_scores,
+    correctness,
+    score_experts,
+    transformers_factory,
+)
+from routers.train.fallback import choose_tau
+from routers.train.milp import MapSolution, solve_category_map
+
+
+@dataclass(frozen=True)
+class ScoreTable:
+    """s(c, m) on the scored categories, with the question counts used as category weights."""
+
+    categories: list[str]
+    experts: list[str]
+    scores: np.ndarray
+    counts: np.ndarray
+    params: np.ndarray
+
+    def solve(self, budget: float | None, max_experts: int | None = None) -> MapSolution:
+        return solve_category_map(
+            self.scores, self.counts, self.params, self.categories, self.experts, budget, max_experts
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            c: {"n": int(n), **{e: round(float(s), 4) for e, s in zip(self.experts, row, strict=True)}}
+            for c, n, row in zip(self.categories, self.counts, self.scores, strict=True)
+        }
+
+
+def score_table(cfg: CoETrainConfig, records: dict[str, dict[str, ScoreRecord]], qs: list[MMLUQuestion]) -> ScoreTable:
+    """The MILP's input: categories that have scored questions, experts in config order."""
+    experts = list(records)
+    scores, counts = category_scores(records, qs, cfg.mmlu_subjects, cfg.categories)
+    keep = counts > 0
+    params = np.array([cfg.experts[e].params_b for e in experts])
+    cats = [c for c, k in zip(cfg.categories, keep, strict=True) if k]
+    return ScoreTable(cats, experts, scores[keep], counts[keep], params)
+
+
+def routed_experts(router: CoERouter, questions: list[MMLUQuestion]) -> list[str]:
+    """The serving path: route the question text exactly as a chat request would be routed."""
+    return [d.expert for d in router.route([RouteInput(format_question(q)) for q in questions])]
+
+
+def tau_from_correctness(
+    router: CoERouter, questions: list[MMLUQuestion], records: dict[str, dict[str, ScoreRecord]], cap: float
+) -> tuple[float, dict[str, float]]:
+    """τ maximising dev accuracy of the routed expert (fallback: the general expert's answer)."""
+    ids = [q.id for q in questions]
+    correct = correctness(records, ids)
+    index = {e: i for i, e in enumerate(records)}
+    no_fallback = CoERouter(
+        router.encoder,
+        router.weights,
+        router.bias,
+        router.categories,
+        router.temperature,
+        router.category_map,
+        router.general_expert,
+        float("inf"),
+    )
+    assert no_fallback.encoder is not None
+    probs = no_fallback.probabilities(no_fallback.encoder.encode([format_question(q) for q in questions]))
+    decisions = no_fallback.decide(probs)
+    routed = np.array([correct[index[d.expert], j] for j, d in enumerate(decisions)])
+    fallback = correct[index[router.general_expert]]
+    choice = choose_tau(entropy(probs), routed, fallback, cap)
+    return choice.tau, {
+        "dev_accuracy": choice.expected_score,
+        "dev_fallback_rate": choice.fallback_rate,
+        "dev_accuracy_without_fallback": choice.score_without_fallback,
+    }
+
+
+async def fit_category_map(
+    config_path: str | Path,
+    artifact_dir: str | Path,
+    encoder: Encoder,
+    factory: BackendFactory | None = None,
+    limit: int | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Score experts on dev, solve the MILP at `milp.budget`, re-choose τ, rewrite the artifact; returns a summary."""
+    cfg = load_train_config(config_path)
+    sc = cfg.scoring
+    caps = [x for x in (limit, sc.dev_per_subject) if x is not None]
+    cap = min(caps) if caps else None
+    dev = mmlu_split(cfg, "dev", cap)
+    records = await score_experts(
+        cfg.experts, dev, sc.k_shot, sc.max_prompt_chars, factory or transformers_factory(sc.device, sc.dtype)
+    )
+    table = score_table(cfg, records, dev)
+    sol = table.solve(cfg.milp.budget, cfg.milp.max_experts)
+    art = load_artifact(artifact_dir, ARTIFACT_KIND, ARTIFACT_VERSION)
+    new_map = {**art.meta["category_map"], **sol.category_map}
+    router = CoERouter.from_artifact(artifact_dir, encoder, category_map_override=sol.category_map)
+    tau, tau_stats = tau_from_correctness(router, dev, records, cfg.fallback.max_fallback_rate)
+    map_source = {
+        "method": "milp",
+        "budget": cfg.milp.budget,
+        "max_experts": cfg.milp.max_experts,
+        "k_shot": sc.k_shot,
+        "dev_questions": len(dev),
+        "scores": table.as_dict(),
+        "expected_score": sol.expected_score,
+        "avg_params_b": sol.avg_params,
+        **tau_stats,
+    }
+    meta = {
+        **art.meta,
+        "category_map": new_map,
+        "tau_entropy": tau,
+        "map_source": map_source,
+        "tau_rule": "maximises dev accuracy of the routed expert (fallback answers with the general expert)",
+    }
+    old = read_manifest(artifact_dir)
+    command = command or f"python -m routers.train.category_map --config {config_path} --artifact {artifact_dir}"
+    save_artifact(
+        artifact_dir,
+        ARTIFACT_KIND,
+        ARTIFACT_VERSION,
+        art.arrays,
+        meta,
+        training_data=old.get("training_data", {}),
+        command=f"{old.get('command', '')} && {command}",
+    )
+    return map_source | {"category_map": new_map, "tau_entropy": tau}
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import json
+
+    from experts.embed.encoder import SentenceEncoder
+    from routers.train.embed_cache import CachedEncoder
+
+    parser = argparse.ArgumentParser(description="Fit the CoE category→expert map (MILP over expert scores)")
+    parser.add_argument("--config", default="configs/train/coe.yaml")
+    parser.add_argument("--artifact", default="artifacts/coe-router")
+    parser.add_argument("--limit", type=int, default=None, help="dev questions per subject")
+    args = parser.parse_args(argv)
+    cfg = load_train_config(args.config)
+    encoder = CachedEncoder(SentenceEncoder(cfg.encoder), cfg.encoder)
+    summary = asyncio.run(fit_category_map(args.config, args.artifact, encoder, limit=args.limit))
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
