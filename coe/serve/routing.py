@@ -20,12 +20,15 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
     from routers.coe import CoERouter
 
     rc = cfg.router
-    return CoERouter.from_artifact(
+    router = CoERouter.from_artifact(
         artifact_path(rc.artifact), encoder or SentenceEncoder(rc.encoder),
         general_expert=rc.general_expert,
         category_map_override=rc.category_map or None,
         tau_override=rc.entropy_threshold,
     )
+    if rc.min_confidence is not None:
+        router.min_confidence = rc.min_confidence
+    return router
 
 
 class RouterHolder:
