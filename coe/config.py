@@ -94,6 +94,8 @@ class RouterConfig(_Strict):
     encoder: str = "registry:all-minilm-l6-v2"
     general_expert: str
     entropy_threshold: float | None = Field(None, ge=0, description="overrides the artifact's tau")
+    min_confidence: float | None = Field(
+        None, ge=0, le=1, description="fallback when max category probability is below this (overrides tau')")
     category_map: dict[str, str] = Field(default_factory=dict, description="overrides the artifact's map")
     expert_aliases: dict[str, str] = Field(
         default_factory=dict, description="artifact expert name -> expert of this config (reuse a trained map)")

@@ -24,7 +24,7 @@ def ensure_router_artifact(cfg: CoeConfig) -> None:
     from routers.train.coe_router import train_coe_router
 
     print(f"router artifact {path} is missing: training it from {TRAIN_CONFIG}", flush=True)
-    train_coe_router(TRAIN_CONFIG, path)
+    train_coe_router(TRAIN_CONFIG, path, command=f"coe train coe-router --config {TRAIN_CONFIG} --out {path}")
 
 
 def run(args: argparse.Namespace) -> int:

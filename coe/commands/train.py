@@ -16,5 +16,9 @@ def register(sub, groups) -> None:  # noqa: ANN001
 def run_coe_router(args: argparse.Namespace) -> int:
     from routers.train.coe_router import train_coe_router
 
-    train_coe_router(args.config, args.out, limit=args.limit)
-    return 0
+    command = f"coe train coe-router --config {args.config} --out {args.out}"
+    if args.limit:
+        command += f" --limit {args.limit}"
+    report = train_coe_router(args.config, args.out, limit=args.limit, command=command)
+    print(f"router artifact written to {args.out} (report: {args.out}/report.md)")
+    return 0 if report else 1

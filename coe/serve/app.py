@@ -41,7 +41,7 @@ def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str,
 
 def build_from_config(cfg: CoeConfig) -> Application:
     pools = {
-        pool: ExpertPool.options(**pool_deployment_options(pool, experts)).bind(
+        pool: serve.deployment(ExpertPool).options(**pool_deployment_options(pool, experts)).bind(
             pool, [e.model_dump(mode="json") for e in experts])
         for pool, experts in cfg.pools().items()
     }

@@ -1,6 +1,5 @@
 """The ingress deployment: validates, routes, calls the expert pools, streams SSE, exports metrics."""
 
-from __future__ import annotations
 
 import asyncio
 import json
