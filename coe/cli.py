@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "coe.commands.bench",
     "coe.commands.chat",
     "coe.commands.data",
+    "coe.commands.routing_eval",
 ]
 
 
