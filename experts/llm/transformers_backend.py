@@ -208,18 +208,22 @@ class TransformersBackend:
         model = self._require_model()
         tok = self._tokenizer
         prompt_ids = tok(prompt, add_special_tokens=True)["input_ids"]
-        results = []
+        fulls = [tok(prompt + cont, add_special_tokens=True)["input_ids"] for cont in continuations]
         with torch.inference_mode():
-            for cont in continuations:
-                full = tok(prompt + cont, add_special_tokens=True)["input_ids"]
-                n_cont = max(1, len(full) - len(prompt_ids))
-                ids = torch.tensor([full], device=self.device)
-                logits = model(input_ids=ids).logits[0, :-1].float()
+            if all(len(f) == len(prompt_ids) + 1 and f[:-1] == prompt_ids for f in fulls):
+                # Single-token continuations (answer letters): one forward pass scores them all.
+                logits = model(input_ids=torch.tensor([prompt_ids], device=self.device)).logits[0, -1].float()
                 logp = torch.log_softmax(logits, dim=-1)
-                target = ids[0, 1:]
-                token_lp = logp[torch.arange(len(target)), target]
-                results.append(float(token_lp[-n_cont:].sum()))
-        return results
+                return [float(logp[f[-1]]) for f in fulls]
+            return [self._sequence_tail_logprob(model, full, max(1, len(full) - len(prompt_ids))) for full in fulls]
+
+    def _sequence_tail_logprob(self, model: Any, ids_list: list[int], n_tail: int) -> float:
+        import torch
+
+        ids = torch.tensor([ids_list], device=self.device)
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
+        target = ids[0, 1:]
+        return float(logp[torch.arange(len(target)), target][-n_tail:].sum())
 
 
 def _capture_tensors(model: Any) -> dict[str, Any]:
