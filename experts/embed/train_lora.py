@@ -96,8 +96,8 @@ def _batch(pool: _Pool, size: int, rng: random.Random):  # noqa: ANN202
 
 def _forward(encoder: ExpertQueryEncoder, texts: list[str]):  # noqa: ANN202
     model = encoder.model
-    features = model.tokenize(texts)
-    features = {k: v.to(model.device) for k, v in features.items()}
+    prepare = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
+    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
     return model(features)["sentence_embedding"]
 
 
@@ -133,7 +133,7 @@ def train_query_adapter(
             loss.backward()
             optim.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
         encoder.model.eval()
     seconds = time.perf_counter() - start
     log.info("trained adapter", extra={"expert": expert, "steps": steps, "seconds": round(seconds, 1)})

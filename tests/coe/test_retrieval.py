@@ -104,3 +104,23 @@ def test_config_rejects_reserved_and_bad_names() -> None:
         RetrievalConfig(experts={"coe-retriever": Path("x")})
     with pytest.raises(ValueError, match="router_artifact is set but no experts"):
         RetrievalConfig(experts={})
+
+
+@pytest.mark.slow
+def test_scifact_known_query_finds_its_judged_document() -> None:
+    """The real stack (MiniLM, committed adapters and router, SciFact index) on a test query with one judged doc."""
+    from coe.commands.retrieval import load_retrieval_config
+    from experts.paths import REPO_ROOT, data_dir
+
+    if not (data_dir() / "beir" / "scifact").is_dir():
+        pytest.skip("SciFact not in COE_DATA_DIR")
+    cfg = load_retrieval_config(REPO_ROOT / "configs" / "retrieval.yaml")
+    cfg = cfg.model_copy(update={"corpora": {"scifact": cfg.corpora["scifact"]}})
+    service = RetrievalService(cfg)
+    query = "0-dimensional biomaterials show inductive properties."  # SciFact test query 1 -> doc 31715818
+    for expert in (None, "base", "scifact"):
+        result = service.retrieve("scifact", [query], top_k=10, expert=expert)[0]
+        assert "31715818" in [h.id for h in result.hits], expert
+    routed = service.retrieve("scifact", [query], top_k=10)[0]
+    assert routed.decision.expert in service.expert_names()
+    assert routed.decision.scores and routed.timings_ms["route_ms"] > 0
