@@ -1,0 +1,139 @@
+"""The base sentence encoder with named query-side LoRA adapters: one model in memory, one adapter per expert.
+
+Documents are always encoded with adapters disabled (the base encoder), so one index per corpus serves every
+expert; a query is encoded with the adapter of the expert it was routed to.
+"""
+
+from __future__ import annotations
+
+import threading
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experts.embed.adapters import AdapterArtifact, AdapterError, LoraSpec, load_adapter
+from experts.embed.encoder import REGISTRY_ENCODERS, resolve_encoder
+
+BASE = None  # `expert=None` means the base encoder
+
+
+def encoder_id(ref: str) -> str:
+    """A string that changes when the encoder weights do: the registry package version, or the ref itself."""
+    if ref.startswith("registry:"):
+        package = REGISTRY_ENCODERS.get(ref.removeprefix("registry:"), "")
+        try:
+            return f"{ref}@{metadata.version(package.replace('_', '-'))}"
+        except metadata.PackageNotFoundError:
+            return ref
+    return ref
+
+
+def _peft_name(expert: str) -> str:
+    # peft module keys cannot hold "." and warn when the name is a substring of "lora_"
+    return "x_" + expert.replace(".", "_").replace("-", "_")
+
+
+class ExpertQueryEncoder:
+    """`encode(texts, expert=None)`: L2-normalised float32 embeddings; thread-safe, loads lazily."""
+
+    def __init__(self, ref: str = "registry:all-minilm-l6-v2", device: str = "cpu", batch_size: int = 64):
+        self.ref = ref
+        self.device = device
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._peft: Any = None
+        self._experts: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    @property
+    def model(self):
+        """The sentence-transformers model (its transformer wrapped by peft once an adapter is added)."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from sentence_transformers import SentenceTransformer
+
+                    model = SentenceTransformer(resolve_encoder(self.ref), device=self.device)
+                    model.eval()
+                    self._model = model
+        return self._model
+
+    @property
+    def experts(self) -> list[str]:
+        return list(self._experts)
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    def add_adapter(self, expert: str, lora: LoraSpec, weights: dict[str, np.ndarray] | None = None) -> None:
+        """Attach a LoRA adapter (fresh, or with the given peft state-dict weights)."""
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+
+        if expert in self._experts:
+            raise ValueError(f"expert {expert!r} already has an adapter")
+        config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                            target_modules=list(lora.target_modules))
+        name = _peft_name(expert)
+        with self._lock:
+            transformer = self.model[0]
+            if self._peft is None:
+                self._peft = get_peft_model(transformer.auto_model, config, adapter_name=name)
+                transformer.auto_model = self._peft
+            else:
+                self._peft.add_adapter(name, config)
+            if weights is not None:
+                import torch
+
+                tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in weights.items()}
+                result: Any = set_peft_model_state_dict(self._peft, tensors, adapter_name=name)
+                if result.unexpected_keys:
+                    raise AdapterError(f"adapter {expert!r}: unexpected weights {result.unexpected_keys[:3]}")
+            self._experts[expert] = name
+            self.model.eval()
+
+    def load_expert(self, expert: str, path: str | Path) -> AdapterArtifact:
+        """Load a verified adapter artifact; refuses one trained on a different base encoder."""
+        artifact = load_adapter(path)
+        if artifact.base_encoder and artifact.base_encoder != self.ref:
+            raise AdapterError(f"{artifact.path}: trained on {artifact.base_encoder!r}, not {self.ref!r}")
+        self.add_adapter(expert, artifact.lora, artifact.weights)
+        return artifact
+
+    def adapter_weights(self, expert: str) -> dict[str, np.ndarray]:
+        """The adapter's weights in peft's state-dict naming (what `save_adapter` writes)."""
+        from peft import get_peft_model_state_dict
+
+        state = get_peft_model_state_dict(self._peft, adapter_name=self._name(expert))
+        return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in state.items()}
+
+    def _name(self, expert: str) -> str:
+        if expert not in self._experts:
+            raise KeyError(f"unknown expert {expert!r}; loaded: {sorted(self._experts)}")
+        return self._experts[expert]
+
+    def activate(self, expert: str | None) -> None:
+        """Make `expert` the active adapter (None: no adapter). Caller holds `lock` across activate + forward."""
+        if expert is not None:
+            self._peft.set_adapter(self._name(expert))
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def encode(self, texts: list[str], expert: str | None = BASE, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            if expert is None and self._peft is not None:
+                with self._peft.disable_adapter():
+                    return self._encode(texts, show_progress)
+            self.activate(expert)
+            return self._encode(texts, show_progress)
+
+    def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
+        emb = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                convert_to_numpy=True, show_progress_bar=show_progress)
+        return np.asarray(emb, dtype=np.float32)

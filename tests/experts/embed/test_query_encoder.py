@@ -1,0 +1,56 @@
+"""Query encoder with LoRA adapters: fresh adapter = base, save/load round trip, corrupt or foreign refused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experts.embed.adapters import AdapterError, LoraSpec, load_adapter, save_adapter
+from experts.embed.query_encoder import ExpertQueryEncoder, encoder_id
+
+pytestmark = pytest.mark.slow  # loads the real MiniLM (tens of seconds on a busy 2-core box)
+
+TEXTS = ["wing flutter at supersonic speed", "protein folding in yeast"]
+
+
+@pytest.fixture(scope="module")
+def encoder() -> ExpertQueryEncoder:
+    return ExpertQueryEncoder()
+
+
+def test_encoder_id_names_the_package_version() -> None:
+    assert encoder_id("registry:all-minilm-l6-v2").startswith("registry:all-minilm-l6-v2@")
+    assert encoder_id("/models/x") == "/models/x"
+
+
+def test_adapter_round_trip(encoder: ExpertQueryEncoder, tmp_path: Path) -> None:
+    base = encoder.encode(TEXTS)
+    encoder.add_adapter("fresh", LoraSpec())
+    np.testing.assert_allclose(encoder.encode(TEXTS, "fresh"), base, atol=1e-6)  # LoRA B starts at zero
+    weights = encoder.adapter_weights("fresh")
+    assert len(weights) == 6 * 3 * 2  # 6 layers x (query, key, value) x (A, B)
+    rng = np.random.default_rng(0)
+    weights = {k: (rng.normal(scale=0.05, size=v.shape) if "lora_B" in k else v).astype(np.float32)
+               for k, v in weights.items()}
+    save_adapter(tmp_path / "a", weights, LoraSpec(), {"base_encoder": encoder.ref}, command="test")
+    encoder.load_expert("loaded", tmp_path / "a")
+    moved = encoder.encode(TEXTS, "loaded")
+    assert np.abs(moved - base).max() > 1e-3
+    np.testing.assert_allclose(np.linalg.norm(moved, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(encoder.encode(TEXTS), base, atol=1e-6)  # None = adapters disabled
+    with pytest.raises(KeyError, match="unknown expert 'nope'"):
+        encoder.encode(TEXTS, "nope")
+
+
+def test_corrupt_or_foreign_adapter_is_refused(encoder: ExpertQueryEncoder, tmp_path: Path) -> None:
+    weights = {"w": np.zeros((2, 2), dtype=np.float32)}
+    save_adapter(tmp_path / "a", weights, LoraSpec(), {"base_encoder": "registry:other"})
+    with pytest.raises(AdapterError, match="trained on 'registry:other'"):
+        encoder.load_expert("foreign", tmp_path / "a")
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    (tmp_path / "a" / "meta.json").write_text(json.dumps({**meta, "base_encoder": encoder.ref}))
+    with pytest.raises(AdapterError, match=r"meta\.json: sha256 does not match"):
+        load_adapter(tmp_path / "a")
