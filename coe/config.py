@@ -9,8 +9,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from coe.retrieval_config import RETRIEVER_MODEL, RetrievalConfig
+
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
-ROUTER_MODEL_NAMES = ("coe",)
+CHAT_ROUTER_MODEL = "coe"
+ROUTER_MODEL_NAMES = (CHAT_ROUTER_MODEL, RETRIEVER_MODEL)
 
 
 class ConfigError(ValueError):
@@ -140,6 +143,7 @@ class CoeConfig(_Strict):
     server: ServerConfig = Field(default_factory=ServerConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    retrieval: RetrievalConfig | None = None
 
     @field_validator("experts")
     @classmethod

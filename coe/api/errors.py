@@ -65,3 +65,13 @@ class Timeout(CoeError):
 
 def error_body(status: int, message: str, type_: str, param: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": None}}
+
+
+_BY_STATUS: dict[int, type[CoeError]] = {400: BadRequest, 404: NotFound, 413: PayloadTooLarge, 429: Overloaded,
+                                         503: ExpertUnavailable, 504: Timeout}
+
+
+def error_from_dict(err: dict[str, Any]) -> CoeError:
+    """An error a deployment returned as data ({status, message, param}) → the matching error type."""
+    cls = _BY_STATUS.get(int(err.get("status", 400)), BadRequest)
+    return cls(str(err.get("message", "invalid request")), err.get("param"))

@@ -91,3 +91,33 @@ def chat_chunk(rid: str, created: int, expert: str, delta: dict[str, Any], finis
     if usage is not None:
         out["usage"] = usage.model_dump()
     return out
+
+
+class RetrieveRequest(BaseModel):
+    """POST /v1/retrieve: one query or a batch, against one corpus; `expert` skips routing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    corpus: str = Field(min_length=1, max_length=64)
+    query: str | None = None
+    queries: list[str] | None = Field(None, min_length=1)
+    top_k: int = Field(10, gt=0, le=1000)
+    expert: str | None = Field(None, min_length=1, max_length=64)
+
+    def texts(self) -> list[str]:
+        if (self.query is None) == (self.queries is None):
+            raise ValueError("give exactly one of `query` or `queries`")
+        return [self.query] if self.query is not None else list(self.queries or [])
+
+
+class EmbeddingsRequest(BaseModel):
+    """POST /v1/embeddings (OpenAI shape): model="coe-retriever" routes, an expert name embeds directly."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=64)
+    input: str | list[str]
+    encoding_format: Literal["float"] = "float"
+
+    def texts(self) -> list[str]:
+        return [self.input] if isinstance(self.input, str) else list(self.input)

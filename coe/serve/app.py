@@ -10,6 +10,7 @@ from ray.serve import Application
 from coe.config import CoeConfig, ExpertConfig, load_config, parse_config
 from coe.serve.expert_pool import ExpertPool
 from coe.serve.gateway import Gateway
+from coe.serve.retriever_pool import RetrieverPool
 
 
 def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str, Any]:
@@ -45,9 +46,14 @@ def build_from_config(cfg: CoeConfig) -> Application:
             pool, [e.model_dump(mode="json") for e in experts])
         for pool, experts in cfg.pools().items()
     }
+    retriever = None
+    if cfg.retrieval is not None:
+        retriever = serve.deployment(RetrieverPool).options(
+            name="retriever", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
+        ).bind(cfg.retrieval.model_dump(mode="json"))
     gateway = Gateway.options(num_replicas=cfg.server.gateway_replicas,
                               ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
-    return gateway.bind(cfg.model_dump(mode="json"), pools)
+    return gateway.bind(cfg.model_dump(mode="json"), pools, retriever)
 
 
 def build_app(args: dict[str, Any]) -> Application:

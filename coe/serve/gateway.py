@@ -13,9 +13,16 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from coe.api.app import create_app
-from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout
-from coe.api.schemas import ChatCompletionRequest, Usage, chat_chunk, chat_completion
-from coe.config import ROUTER_MODEL_NAMES, CoeConfig, ExpertConfig
+from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout, error_from_dict
+from coe.api.schemas import (
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    RetrieveRequest,
+    Usage,
+    chat_chunk,
+    chat_completion,
+)
+from coe.config import CHAT_ROUTER_MODEL, RETRIEVER_MODEL, CoeConfig, ExpertConfig
 from coe.serve.metrics import GatewayMetrics
 from coe.serve.routing import RouterHolder
 from routers.base import RouteDecision
@@ -65,9 +72,10 @@ def _sse(obj: dict[str, Any]) -> str:
 class Gateway:
     """The single front door; holds the router in-process and a DeploymentHandle per expert pool."""
 
-    def __init__(self, config: dict[str, Any], pools: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], pools: dict[str, Any], retriever: Any = None) -> None:
         self.cfg = CoeConfig.model_validate(config)
         self.pools = pools
+        self.retriever = retriever
         self.metrics = GatewayMetrics()
         self.router = RouterHolder(self.cfg)
         self.router.warm_up()
@@ -77,14 +85,14 @@ class Gateway:
     # ---- routing -------------------------------------------------------------
     async def decide(self, req: ChatCompletionRequest) -> tuple[RouteDecision, float]:
         t0 = time.perf_counter()
-        if req.model in ROUTER_MODEL_NAMES:
+        if req.model == CHAT_ROUTER_MODEL:
             decision = await asyncio.to_thread(self.router.route_one, last_user_text(req))
             kind = "fallback" if decision.reason.startswith("fallback") else "routed"
         elif req.model in self.cfg.expert_names:
             decision = RouteDecision(expert=req.model, category=None, confidence=1.0, reason="direct")
             kind = "direct"
         else:
-            known = list(ROUTER_MODEL_NAMES) + self.cfg.expert_names
+            known = [CHAT_ROUTER_MODEL, *self.cfg.expert_names]
             raise NotFound(f"model {req.model!r} does not exist; available: {known}", "model",
                            "model_not_found")
         route_s = time.perf_counter() - t0
@@ -175,12 +183,18 @@ class Gateway:
 
     @app.get("/v1/models")
     async def models(self) -> dict[str, Any]:
-        data = [{"id": name, "object": "model", "created": self.created, "owned_by": "coe",
-                 "coe": {"kind": "router"}} for name in ROUTER_MODEL_NAMES]
+        data = [{"id": CHAT_ROUTER_MODEL, "object": "model", "created": self.created, "owned_by": "coe",
+                 "coe": {"kind": "router"}}]
         for e in self.cfg.experts:
             data.append({"id": e.name, "object": "model", "created": self.created, "owned_by": "coe",
                          "coe": {"kind": "expert", "backend": e.backend, "model": e.model,
                                  "description": e.description, "max_tokens_limit": e.max_tokens_limit}})
+        if self.cfg.retrieval is not None:
+            data.append({"id": RETRIEVER_MODEL, "object": "model", "created": self.created, "owned_by": "coe",
+                         "coe": {"kind": "embedding-router"}})
+            data += [{"id": f"{RETRIEVER_MODEL}/{name}", "object": "model", "created": self.created,
+                      "owned_by": "coe", "coe": {"kind": "embedding-expert"}}
+                     for name in ["base", *self.cfg.retrieval.experts]]
         return {"object": "list", "data": data}
 
     @app.get("/health")
@@ -190,3 +204,65 @@ class Gateway:
     @app.get("/metrics")
     async def metrics_endpoint(self) -> Response:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+
+    # ---- retrieval -----------------------------------------------------------
+    def _retriever(self) -> Any:
+        if self.retriever is None:
+            raise NotFound("retrieval is not configured on this server (no `retrieval:` section)", "corpus")
+        return self.retriever
+
+    async def _call_retriever(self, method: str, *args: Any) -> Any:
+        try:
+            out = await asyncio.wait_for(getattr(self._retriever(), method).remote(*args),
+                                         self.cfg.server.request_timeout_s)
+        except TimeoutError:
+            raise Timeout("the retriever did not answer in time") from None
+        except CoeError:
+            raise
+        except Exception as err:
+            log.warning("retriever call failed", extra={"error": str(err)})
+            raise ExpertUnavailable(f"the retriever failed: {type(err).__name__}") from None
+        if isinstance(out, dict) and "error" in out:
+            raise error_from_dict(out["error"])
+        return out
+
+    @app.post("/v1/retrieve")
+    async def retrieve(self, body: RetrieveRequest) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        status = 200
+        try:
+            try:
+                texts = body.texts()
+            except ValueError as err:
+                raise BadRequest(str(err), "query") from None
+            out = await self._call_retriever("retrieve", body.corpus, texts, body.top_k, body.expert)
+            for item in out["data"]:
+                self.metrics.routes.labels(item["coe"]["expert"], body.corpus, "retrieval").inc()
+            return {"object": "list", "corpus": body.corpus, "data": out["data"]}
+        except CoeError as err:
+            status = err.status
+            raise
+        finally:
+            self.metrics.requests.labels("retrieve", str(status)).inc()
+            self.metrics.latency.labels("retrieve", "").observe(time.perf_counter() - t0)
+
+    @app.post("/v1/embeddings")
+    async def embeddings(self, body: EmbeddingsRequest) -> dict[str, Any]:
+        status = 200
+        try:
+            texts = body.texts()
+            model = body.model.removeprefix(f"{RETRIEVER_MODEL}/")  # the ids /v1/models lists
+            out = await self._call_retriever("embed", texts, model)
+            data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(out["embeddings"])]
+            tokens = sum(len(t.split()) for t in texts)
+            return {"object": "list", "model": body.model, "data": data, "coe": out["decisions"],
+                    "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        except CoeError as err:
+            status = err.status
+            raise
+        finally:
+            self.metrics.requests.labels("embeddings", str(status)).inc()
+
+    @app.get("/v1/corpora")
+    async def corpora(self) -> dict[str, Any]:
+        return {"object": "list", "data": await self._call_retriever("corpora")}

@@ -1,0 +1,82 @@
+"""Ray Serve deployment for routed retrieval: expert query encoders + faiss indexes, with request batching."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from typing import Any
+
+from ray import serve
+
+from coe.retrieval import RetrievalRequestError, RetrievalService
+from coe.retrieval_config import RetrievalConfig
+
+log = logging.getLogger(__name__)
+
+
+def error_dict(err: RetrievalRequestError) -> dict[str, Any]:
+    """Request errors travel back as data (status, message, param) so the gateway maps them to 4xx."""
+    status = 404 if type(err).__name__ == "RetrievalNotFound" else 400
+    return {"error": {"status": status, "message": str(err), "param": getattr(err, "param", None)}}
+
+
+class RetrieverPool:
+    """Loads adapters, router and every available corpus index before it reports healthy."""
+
+    def __init__(self, retrieval: dict[str, Any]) -> None:
+        self.service = RetrievalService(RetrievalConfig.model_validate(retrieval))
+        self.service.load()
+        self.unavailable: dict[str, str] = {}
+        for corpus in self.service.config.corpora:
+            try:
+                self.service.index(corpus)
+            except FileNotFoundError as err:  # a dataset not present here: served as 404 until it is
+                self.unavailable[corpus] = str(err)
+                log.warning("corpus unavailable", extra={"corpus": corpus, "error": str(err)})
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
+    async def _retrieve_batch(self, items: list[tuple[str, str, int, str | None]]) -> list[dict[str, Any]]:
+        """Single-query requests arriving together are encoded together, grouped by corpus, top_k and expert."""
+        groups: dict[tuple[str, int, str | None], list[int]] = defaultdict(list)
+        for i, (corpus, _, top_k, expert) in enumerate(items):
+            groups[(corpus, top_k, expert)].append(i)
+        out: list[dict[str, Any]] = [{} for _ in items]
+        for (corpus, top_k, expert), rows in groups.items():
+            try:
+                results = self.service.retrieve(corpus, [items[i][1] for i in rows], top_k, expert)
+                for i, res in zip(rows, results, strict=True):
+                    out[i] = res.as_dict()
+            except RetrievalRequestError as err:
+                for i in rows:
+                    out[i] = error_dict(err)
+        return out
+
+    def _check_available(self, corpus: str) -> dict[str, Any] | None:
+        if corpus in self.unavailable:
+            return {"error": {"status": 404, "param": "corpus",
+                              "message": f"corpus {corpus!r} is configured but its data is missing here"}}
+        return None
+
+    async def retrieve(self, corpus: str, queries: list[str], top_k: int, expert: str | None) -> dict[str, Any]:
+        missing = self._check_available(corpus)
+        if missing:
+            return missing
+        if len(queries) == 1:
+            return {"data": [await self._retrieve_batch((corpus, queries[0], top_k, expert))]}
+        try:
+            return {"data": [r.as_dict() for r in self.service.retrieve(corpus, queries, top_k, expert)]}
+        except RetrievalRequestError as err:
+            return error_dict(err)
+
+    async def embed(self, texts: list[str], model: str) -> dict[str, Any]:
+        try:
+            emb, decisions = self.service.embed(texts, model)
+        except RetrievalRequestError as err:
+            return error_dict(err)
+        return {"embeddings": emb.tolist(), "decisions": [d.as_dict() for d in decisions]}
+
+    async def corpora(self) -> list[dict[str, Any]]:
+        return [c | {"available": c["name"] not in self.unavailable} for c in self.service.corpora()]
+
+    async def models(self) -> list[str]:
+        return self.service.expert_names()
