@@ -137,8 +137,13 @@ class TierManager:
         if e.dst is not None or e.tier == "device":
             return False
         up = tier_above(e.tier)
-        if not self._make_room(up, e, gate=self.policy.score(self._candidate(e, e.tier), self._now())):
-            return False
+        gate = self.policy.score(self._candidate(e, e.tier), self._now())
+        e.wanted += 1  # so that making room below (host for device victims) never picks this expert
+        try:
+            if not self._make_room(up, e, gate=gate):
+                return False
+        finally:
+            e.wanted -= 1
         self.metrics.prefetches += 1
         self._start_move(e, up)
         return True
@@ -264,6 +269,7 @@ class TierManager:
     def _start_move(self, e: _Entry, dst: Tier) -> None:
         e.dst = dst
         e.move = asyncio.get_running_loop().create_task(self._run_move(e, dst), name=f"move-{e.name}-{dst}")
+        e.move.add_done_callback(_retrieve)  # failures are logged in _run_move and raised to acquirers
 
     async def _run_move(self, e: _Entry, dst: Tier) -> None:
         src = e.tier
@@ -309,3 +315,9 @@ class TierManager:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Marks a background move's exception as seen, so nobody-awaited evictions do not warn at shutdown."""
+    if not task.cancelled():
+        task.exception()

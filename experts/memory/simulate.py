@@ -71,7 +71,10 @@ class SimulatedExpert:
         if tier == src:
             return
         if self._busy:
-            raise RuntimeError(f"{self.name}: overlapping moves (the manager must serialise them)")
+            msg = f"{self.name}: overlapping moves (the manager must serialise them)"
+            if self.ledger is not None:
+                self.ledger.violations.append(msg)
+            raise RuntimeError(msg)
         self._busy = True
         if self.ledger is not None and tier != "disk":
             self.ledger.add(tier, self.nbytes)

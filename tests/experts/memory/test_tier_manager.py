@@ -225,6 +225,23 @@ def test_prefetch_evicts_only_experts_the_policy_values_less(make_experts):
     assert xs["c"].moves == ["host->device"]
 
 
+def test_prefetch_never_makes_room_by_evicting_the_expert_it_moves(make_experts):
+    xs = make_experts({"a": 2, "b": 2})
+    xs["b"] = make_experts({"b": 2}, start="host")["b"]
+    m = manager_with(xs, device=2, host=2, policy=CostAwarePolicy(half_life_s=1000.0))
+
+    async def main():
+        async with m.acquire("a"):
+            pass
+        m.record_route("b")
+        assert m.prefetch("b") is True  # a must leave the device, and the host is full with b itself
+        await m.wait_idle()
+
+    run_virtual(main())
+    assert xs["a"].moves == ["disk->device", "device->disk"]
+    assert xs["b"].moves == ["host->device"]
+
+
 def test_acquire_joins_a_prefetch_in_flight(make_experts):
     xs = make_experts({"a": 4}, start="host")
     m = manager_with(xs, device=4)

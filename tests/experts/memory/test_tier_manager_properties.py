@@ -36,13 +36,15 @@ def scenarios(draw):
                              min_size=200, max_size=200))
     policy = draw(st.sampled_from(["lru", "cost_aware"]))
     prefetch = draw(st.booleans())
-    return sizes, device, host, requests, policy, prefetch
+    extra_prefetches = draw(st.lists(st.tuples(st.integers(0, len(sizes) - 1), st.floats(0, 25)),
+                                     max_size=60))
+    return sizes, device, host, requests, policy, prefetch, extra_prefetches
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_budgets_and_pins_hold_under_random_concurrent_acquires(scenario):
-    sizes, device, host, requests, policy_name, prefetch = scenario
+    sizes, device, host, requests, policy_name, prefetch, extra_prefetches = scenario
     ledger = Ledger({"device": device, "host": host})
     users = {f"e{i}": 0 for i in range(len(sizes))}
     policy = LRUPolicy() if policy_name == "lru" else CostAwarePolicy(half_life_s=5.0)
@@ -70,8 +72,13 @@ def test_budgets_and_pins_hold_under_random_concurrent_acquires(scenario):
         except MemoryBusyError:
             outcomes.append("busy")
 
+    async def prefetch_later(name: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        m.prefetch(name)
+
     async def main() -> None:
-        await asyncio.gather(*[one(f"e{i}", d, h) for i, d, h in requests])
+        await asyncio.gather(*[one(f"e{i}", d, h) for i, d, h in requests],
+                             *[prefetch_later(f"e{i}", d) for i, d in extra_prefetches])
         await m.wait_idle()
 
     run_virtual(main())
