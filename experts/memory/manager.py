@@ -1,7 +1,7 @@
 """TierManager: keeps experts' weights within per-tier byte budgets, loading on demand and evicting by policy.
 
 Accounting, per tier, in two numbers:
-- *load*: bytes settled there and not on their way out, plus bytes promised to moves into it. Planning keeps
+- *load*: bytes settled there and not being evicted, plus bytes promised to moves into it. Planning keeps
   load <= budget, so room promised to one request is not handed to another.
 - *physical*: bytes really there (settled, including experts on their way out) plus moves into it that have
   started. A move starts only when physical + its size <= budget, so a budget is never exceeded even while
@@ -20,7 +20,7 @@ from typing import Any
 from experts.memory.bandwidth import BandwidthMeter
 from experts.memory.errors import MemoryBusyError
 from experts.memory.metrics import MemoryMetrics
-from experts.memory.movable import TIERS, Movable, Tier, move_kind, tier_above, tier_below
+from experts.memory.movable import TIERS, Movable, Tier, is_up, move_kind, tier_above, tier_below
 from experts.memory.policies import Candidate, EvictionPolicy, LRUPolicy, victim_order
 
 log = logging.getLogger(__name__)
@@ -215,8 +215,11 @@ class TierManager:
 
     # ---- planning ----------------------------------------------------------------------------------------
     def _load(self, tier: Tier) -> int:
+        """Planned bytes of a tier. Bytes on their way *down* count as free already (evictions always finish,
+        disk is unbounded); bytes on their way *up* still count, because a load may be waiting for an
+        eviction into this very tier (a device/host swap), and promising its room would deadlock."""
         return sum(e.nbytes for e in self._entries.values()
-                   if (e.tier == tier and e.dst is None) or e.dst == tier)
+                   if (e.tier == tier and (e.dst is None or is_up(e.tier, e.dst))) or e.dst == tier)
 
     def _make_room(self, tier: Tier, incoming: _Entry, gate: float | None = None) -> bool:
         """Evicts enough unpinned experts from `tier` for `incoming` (starting their moves down); False if it

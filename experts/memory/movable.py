@@ -40,3 +40,8 @@ def tier_below(tier: Tier) -> Tier:
 def tier_above(tier: Tier) -> Tier:
     """Where a prefetch moves an expert: one tier up."""
     return "device" if tier == "host" else "host"
+
+
+def is_up(src: Tier, dst: Tier) -> bool:
+    """True for a move towards the device (a load or prefetch), False for an eviction."""
+    return TIERS.index(dst) < TIERS.index(src)

@@ -88,6 +88,10 @@ class SimulatedExpert:
         self.moves.append(move_kind(src, tier))
 
 
+class DeadlockError(RuntimeError):
+    """Raised by the virtual-time loop when no task can ever make progress (it would block forever)."""
+
+
 class _VirtualSelector(selectors.DefaultSelector):
     """Instead of blocking for `timeout`, advances the loop's virtual clock by it."""
 
@@ -97,8 +101,10 @@ class _VirtualSelector(selectors.DefaultSelector):
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         ready = super().select(0)
-        if ready or timeout is None:
-            return ready if ready or timeout is not None else super().select(None)
+        if ready:
+            return ready
+        if timeout is None:  # nothing scheduled, nothing ready: every task waits on another
+            raise DeadlockError("virtual time: every task is waiting and no timer is pending")
         self.now += max(0.0, timeout)
         return []
 

@@ -86,6 +86,20 @@ def test_evicted_expert_goes_straight_to_disk_when_host_cannot_take_it(make_expe
     assert xs["a"].moves == ["disk->device", "device->disk"]
 
 
+def test_swapping_device_and_host_experts_does_not_deadlock(make_experts):
+    xs = make_experts({"a": 2}, start="device") | make_experts({"b": 2}, start="host")
+    m = manager_with(xs, device=2, host=2)
+
+    async def main():
+        async with m.acquire("b"):
+            return asyncio.get_running_loop().time()
+
+    # b's host room is not free until b has left, and b waits for a: so a must go to disk, not to the host
+    assert run_virtual(main()) == 4.0
+    assert xs["a"].moves == ["device->disk"]
+    assert xs["b"].moves == ["host->device"]
+
+
 def test_pinned_expert_is_never_evicted(make_experts):
     xs = make_experts({"a": 2, "b": 2, "c": 2})
     m = manager_with(xs, device=4, host=10)
