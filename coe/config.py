@@ -117,12 +117,22 @@ class ServerConfig(_Strict):
 
 
 class MemoryConfig(_Strict):
-    """Byte budgets of the weight tiers (device = HBM, or the materialised-model budget on CPU)."""
+    """Byte budgets of the weight tiers (device = HBM, or the materialised-model budget on CPU), per pool."""
 
-    device_bytes: int | None = Field(None, ge=0, description="None: no limit")
+    device_bytes: int | None = Field(None, ge=0, description="None: no limit, every expert stays materialised")
     host_bytes: int | None = Field(None, ge=0)
-    disk_dir: Path | None = None
+    disk_dir: Path | None = Field(None, description="where experts' safetensors live (the model cache by default)")
     policy: Literal["lru", "cost_aware"] = "lru"
+    acquire_timeout_s: float = Field(60.0, gt=0, description="wait for device room, then 503")
+    scheduling: Literal["affinity", "fifo"] = "affinity"
+    max_skips: int | None = Field(8, ge=0, description="a queued request is passed over at most this often")
+    max_wait_s: float | None = Field(30.0, gt=0, description="... or for at most this long")
+    prefetch_on_route: bool = Field(True, description="the gateway prefetches the routed expert")
+    concurrency: int = Field(1, ge=1, description="requests a tiered pool runs at once")
+
+    @property
+    def tiered(self) -> bool:
+        return self.device_bytes is not None or self.host_bytes is not None
 
 
 class RayConfig(_Strict):

@@ -43,7 +43,8 @@ def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str,
 def build_from_config(cfg: CoeConfig) -> Application:
     pools = {
         pool: serve.deployment(ExpertPool).options(**pool_deployment_options(pool, experts)).bind(
-            pool, [e.model_dump(mode="json") for e in experts])
+            pool, [e.model_dump(mode="json") for e in experts], cfg.memory.model_dump(mode="json"),
+            experts[0].max_queued_requests)
         for pool, experts in cfg.pools().items()
     }
     retriever = None

@@ -1,14 +1,17 @@
-"""Ray Serve deployment hosting a pool of expert LLMs (one or more) behind DeploymentHandle calls."""
+"""Ray Serve deployment hosting a pool of expert LLMs: tiered weight memory and expert-affinity scheduling."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from coe.config import ExpertConfig
+from coe.config import ExpertConfig, MemoryConfig
 from coe.serve.backends import build_backend
-from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message
+from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message, Tier
+from experts.memory import ExpertQueues, MemoryBusyError, QueueFullError, TierBudgets, TierManager, make_policy
+from experts.memory.dispatcher import AffinityDispatcher
 
 log = logging.getLogger(__name__)
 
@@ -30,45 +33,104 @@ def chunk_dict(chunk: Chunk) -> dict[str, Any]:
             "prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
 
 
-class ExpertPool:
-    """Owns the backends of its experts; every expert is loaded before the replica reports healthy."""
+def memory_error(err: Exception) -> dict[str, Any]:
+    """Overload travels back as data so the gateway answers 429/503 instead of a generic failure."""
+    status = 429 if isinstance(err, QueueFullError) else 503
+    return {"error": {"status": status, "message": str(err), "param": "model"}}
 
-    async def __init__(self, pool: str, experts: list[dict[str, Any]]) -> None:
+
+class ExpertPool:
+    """Owns its experts' backends; with memory budgets only some are device-resident, the rest wait in
+    host memory or on disk and are swapped in per request (the gateway prefetches on routing)."""
+
+    async def __init__(self, pool: str, experts: list[dict[str, Any]], memory: dict[str, Any] | None = None,
+                       max_queued: int = 64) -> None:
         self.pool = pool
         self.configs = {e["name"]: ExpertConfig.model_validate(e) for e in experts}
-        self.backends: dict[str, LLMBackend] = {}
-        for name, cfg in self.configs.items():
-            backend = build_backend(cfg)
-            await backend.start()
-            self.backends[name] = backend
-            log.info("expert ready", extra={"expert": name, "pool": self.pool})
+        self.memory = MemoryConfig.model_validate(memory or {})
+        self.backends: dict[str, LLMBackend] = {n: build_backend(c) for n, c in self.configs.items()}
+        mem = self.memory
+        self.manager = TierManager(
+            TierBudgets(device=mem.device_bytes, host=mem.host_bytes, acquire_timeout_s=mem.acquire_timeout_s),
+            policy=make_policy(mem.policy))
+        if mem.tiered:
+            await self._warm_tiers()
+        else:
+            for name, backend in self.backends.items():
+                await backend.start()
+                self.manager.register(name, backend)
+                log.info("expert ready", extra={"expert": name, "pool": pool})
+        queues: ExpertQueues[Any] = ExpertQueues(mode=mem.scheduling, max_queue=max_queued,
+                                                 max_skips=mem.max_skips, max_wait_s=mem.max_wait_s)
+        self.dispatcher = AffinityDispatcher(self.manager, queues,
+                                             concurrency=mem.concurrency if mem.tiered else 10_000)
 
-    def _backend(self, expert: str) -> LLMBackend:
+    async def _warm_tiers(self) -> None:
+        """No cold start on the request path: every expert goes as far up as the budgets allow at start-up."""
+        for name, backend in self.backends.items():
+            self.manager.register(name, backend)
+        for _ in range(2):  # disk -> host, then host -> device where room is left
+            for name in self.backends:
+                self.manager.prefetch(name)
+            await self.manager.wait_idle()
+        log.info("pool warmed", extra={"pool": self.pool, "tiers": {n: b.tier for n, b in self.backends.items()}})
+
+    @asynccontextmanager
+    async def _running(self, expert: str) -> AsyncIterator[LLMBackend]:
         if expert not in self.backends:
             raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
-        return self.backends[expert]
+        async with self.dispatcher.slot(expert) as backend:
+            yield backend  # type: ignore[misc]
 
     async def generate(self, expert: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Whole completion at once."""
-        backend = self._backend(expert)
+        """Whole completion at once (or {"error": …} when the pool is overloaded)."""
         parts: list[str] = []
         last = Chunk(text="")
-        async for chunk in backend.generate(to_generation_request(payload)):
-            parts.append(chunk.text)
-            last = chunk
+        try:
+            async with self._running(expert) as backend:
+                async for chunk in backend.generate(to_generation_request(payload)):
+                    parts.append(chunk.text)
+                    last = chunk
+        except (QueueFullError, MemoryBusyError) as err:
+            return memory_error(err)
         out = chunk_dict(last)
         out["text"] = "".join(parts)
         return out
 
     async def stream(self, expert: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Token deltas as they come; the last item carries finish_reason and usage."""
-        backend = self._backend(expert)
-        async for chunk in backend.generate(to_generation_request(payload)):
-            yield chunk_dict(chunk)
+        try:
+            async with self._running(expert) as backend:
+                async for chunk in backend.generate(to_generation_request(payload)):
+                    yield chunk_dict(chunk)
+        except (QueueFullError, MemoryBusyError) as err:
+            yield memory_error(err)
+
+    async def prefetch(self, expert: str) -> bool:
+        """Routing chose this expert: count it for reuse and start bringing it up (returns at once)."""
+        if expert not in self.backends:
+            return False
+        self.manager.record_route(expert)
+        return self.manager.prefetch(expert)
+
+    async def move(self, expert: str, tier: Tier) -> dict[str, Any]:
+        """Admin: load (to device) or offload (to host/disk) one expert; refuses while it is pinned."""
+        if expert not in self.backends:
+            raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
+        if tier == "device":
+            async with self.manager.acquire(expert):
+                pass
+        else:
+            await self.manager.demote(expert, tier)
+        return (await self.describe())[list(self.backends).index(expert)]
+
+    async def memory_snapshot(self) -> dict[str, Any]:
+        return self.manager.snapshot()
 
     async def describe(self) -> list[dict[str, Any]]:
+        snap = self.manager.experts_state()
         return [
             {"name": n, "pool": self.pool, "backend": b.info.backend, "tier": b.tier,
-             "params": b.info.params, "bytes": b.info.nbytes}
+             "params": b.info.params, "bytes": b.info.nbytes} | snap.get(n, {})
             for n, b in self.backends.items()
         ]

@@ -118,6 +118,7 @@ class Gateway:
             decision, route_ms = await self.decide(body)
             expert_name = decision.expert
             expert = self.cfg.expert(decision.expert)
+            self.prefetch(expert)
             payload = self.payload(body, resolve_max_tokens(body, expert))
             headers = decision_headers(decision, route_ms)
             coe_info = decision.as_dict() | {"route_ms": round(route_ms, 3)}
@@ -139,11 +140,16 @@ class Gateway:
             self.metrics.requests.labels("chat", str(status)).inc()
             self.metrics.latency.labels("chat", expert_name).observe(time.perf_counter() - t0)
 
+    def prefetch(self, expert: ExpertConfig) -> None:
+        """Routing drives memory: start moving the chosen expert up before the request queues anywhere."""
+        if self.cfg.memory.tiered and self.cfg.memory.prefetch_on_route:
+            self.pools[expert.pool_name].prefetch.remote(expert.name)  # fire and forget
+
     async def call_expert(self, expert: ExpertConfig, payload: dict[str, Any]) -> dict[str, Any]:
         handle = self.pools[expert.pool_name]
         try:
-            return await asyncio.wait_for(handle.generate.remote(expert.name, payload),
-                                          self.cfg.server.request_timeout_s)
+            out = await asyncio.wait_for(handle.generate.remote(expert.name, payload),
+                                         self.cfg.server.request_timeout_s)
         except TimeoutError:
             raise Timeout(f"expert {expert.name!r} did not answer within "
                           f"{self.cfg.server.request_timeout_s:.0f} s") from None
@@ -152,6 +158,9 @@ class Gateway:
         except Exception as err:
             log.warning("expert call failed", extra={"expert": expert.name, "error": str(err)})
             raise ExpertUnavailable(f"expert {expert.name!r} failed: {type(err).__name__}") from None
+        if "error" in out:
+            raise error_from_dict(out["error"])
+        return out
 
     async def stream_chat(self, expert: ExpertConfig, payload: dict[str, Any],
                           coe_info: dict[str, Any]) -> AsyncIterator[str]:
@@ -161,6 +170,9 @@ class Gateway:
         gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
         try:
             async for item in gen:
+                if "error" in item:
+                    yield _sse(error_from_dict(item["error"]).body())
+                    break
                 if item["text"]:
                     yield _sse(chat_chunk(rid, created, expert.name, {"content": item["text"]}, None))
                 if item["finish_reason"]:
@@ -203,7 +215,39 @@ class Gateway:
 
     @app.get("/metrics")
     async def metrics_endpoint(self) -> Response:
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+        snapshots = await self.pool_calls("memory_snapshot")
+        return Response(self.metrics.render(memory=snapshots), media_type="text/plain; version=0.0.4")
+
+    async def pool_calls(self, method: str, *args: Any) -> dict[str, Any]:
+        """The same call on every pool, concurrently; pools that do not answer in time are left out."""
+        names = list(self.pools)
+        calls = [asyncio.wait_for(getattr(self.pools[n], method).remote(*args), 10) for n in names]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        return {n: r for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)}
+
+    # ---- admin: experts and their memory tiers -------------------------------
+    @app.get("/v1/experts")
+    async def experts(self) -> dict[str, Any]:
+        described = await self.pool_calls("describe")
+        return {"object": "list", "data": [e for pool in self.pools if pool in described for e in described[pool]]}
+
+    @app.post("/v1/experts/{name}/{action}")
+    async def move_expert(self, name: str, action: str, tier: str | None = None) -> dict[str, Any]:
+        if name not in self.cfg.expert_names:
+            raise NotFound(f"expert {name!r} does not exist; available: {self.cfg.expert_names}", "name")
+        targets = {"load": ("device",), "offload": ("host", "disk")}
+        if action not in targets:
+            raise NotFound(f"unknown action {action!r}; use load or offload", "action")
+        dst = tier or targets[action][0]
+        if dst not in targets[action]:
+            raise BadRequest(f"{action} takes tier in {list(targets[action])}, got {dst!r}", "tier")
+        try:
+            return await asyncio.wait_for(
+                self.pools[self.cfg.expert(name).pool_name].move.remote(name, dst), self.cfg.server.request_timeout_s)
+        except TimeoutError:
+            raise Timeout(f"moving expert {name!r} did not finish in time") from None
+        except Exception as err:
+            raise ExpertUnavailable(f"could not {action} expert {name!r}: {err}") from None
 
     # ---- retrieval -----------------------------------------------------------
     def _retriever(self) -> Any:

@@ -24,5 +24,13 @@ class GatewayMetrics:
                               ["expert", "kind"], registry=self.registry)
         self.extra_collectors: list = []
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, memory: dict[str, dict] | None = None) -> bytes:
+        """The gateway's own metrics, plus the memory tiers of every pool (snapshots fetched at scrape)."""
+        out = generate_latest(self.registry)
+        if memory:
+            from experts.memory.metrics import StaticSnapshot, prometheus_collector
+
+            reg = CollectorRegistry()
+            reg.register(prometheus_collector({p: StaticSnapshot(s) for p, s in memory.items()}))
+            out += generate_latest(reg)
+        return out

@@ -67,6 +67,7 @@ class TierManager:
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
         self._changed: asyncio.Event | None = None
+        self._last_used: dict[str, float] = {}
 
     # ---- registration and state --------------------------------------------------------------------------
     def register(self, name: str, backend: Movable) -> None:
@@ -119,6 +120,7 @@ class TierManager:
             yield e.backend
         finally:
             e.pins -= 1
+            self._last_used[name] = self._now()
             self.policy.touch(name, self._now())
             self._notify()
 
@@ -147,6 +149,28 @@ class TierManager:
         self.metrics.prefetches += 1
         self._start_move(e, up)
         return True
+
+    async def demote(self, name: str, tier: Tier) -> None:
+        """Admin offload: moves an idle expert down to `tier` (one step at a time); refuses a pinned one."""
+        e = self._entry(name)
+        while TIERS.index(e.tier) < TIERS.index(tier):
+            if e.move is not None:
+                await self._join_move(e)
+                continue
+            if e.pins or e.wanted:
+                raise MemoryBusyError(f"expert {name!r} is in use by {e.pins} request(s); offload it later")
+            dst = tier_below(e.tier)
+            if dst == "host" and not self._make_room("host", e):
+                dst = "disk"
+            self._start_move(e, dst)
+            await self._join_move(e)
+
+    def experts_state(self) -> dict[str, dict[str, Any]]:
+        """Per expert: tier, pins and seconds since last use (for GET /v1/experts)."""
+        now = self._now()
+        return {n: {"tier": e.tier, "moving_to": e.dst, "pins": e.pins,
+                    "idle_s": round(now - self._last_used[n], 3) if n in self._last_used else None}
+                for n, e in self._entries.items()}
 
     async def wait_idle(self) -> None:
         """Waits for every move in flight (prefetches, evictions) to finish."""

@@ -72,10 +72,10 @@ class HasSnapshot(Protocol):
 
 
 class _Collector:
-    """Turns a manager snapshot into Prometheus metric families at scrape time (no state of its own)."""
+    """Turns snapshots of one or more managers (by pool) into Prometheus families at scrape time."""
 
-    def __init__(self, source: HasSnapshot, prefix: str) -> None:
-        self.source = source
+    def __init__(self, sources: dict[str, HasSnapshot], prefix: str) -> None:
+        self.sources = sources
         self.prefix = prefix
 
     def describe(self) -> list[Any]:
@@ -84,43 +84,66 @@ class _Collector:
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-        snap, p = self.source.snapshot(), self.prefix
-        gauges = [("resident_experts", "experts resident per tier", snap["residency"]),
-                  ("resident_bytes", "bytes of expert weights per tier", snap["bytes"]),
-                  ("budget_bytes", "byte budget per tier (absent: unbounded)",
-                   {t: b for t, b in snap["budgets"].items() if b is not None})]
-        for name, doc, values in gauges:
-            fam = GaugeMetricFamily(f"{p}_{name}", doc, labels=["tier"])
-            for tier, v in values.items():
-                fam.add_metric([tier], float(v))
+        snaps, p = {pool: src.snapshot() for pool, src in self.sources.items()}, self.prefix
+        gauges = [("resident_experts", "experts resident per tier", "residency"),
+                  ("resident_bytes", "bytes of expert weights per tier", "bytes"),
+                  ("budget_bytes", "byte budget per tier (absent: unbounded)", "budgets")]
+        for name, doc, key in gauges:
+            fam = GaugeMetricFamily(f"{p}_{name}", doc, labels=["pool", "tier"])
+            for pool, snap in snaps.items():
+                for tier, v in snap[key].items():
+                    if v is not None:
+                        fam.add_metric([pool, tier], float(v))
             yield fam
-        yield GaugeMetricFamily(f"{p}_pins", "experts pinned by requests in flight", value=snap["pins"])
-        yield from self._counters(snap, CounterMetricFamily)
-        hist = HistogramMetricFamily(f"{p}_move_seconds", "duration of tier moves", labels=["kind"])
-        for kind, h in snap["move_seconds"].items():
-            buckets = [(str(b), c) for b, c in h["buckets"].items()] + [("+Inf", h["count"])]
-            hist.add_metric([kind], buckets, h["sum"])
+        pins = GaugeMetricFamily(f"{p}_pins", "experts pinned by requests in flight", labels=["pool"])
+        for pool, snap in snaps.items():
+            pins.add_metric([pool], snap["pins"])
+        yield pins
+        yield from self._counters(snaps, CounterMetricFamily)
+        hist = HistogramMetricFamily(f"{p}_move_seconds", "duration of tier moves", labels=["pool", "kind"])
+        for pool, snap in snaps.items():
+            for kind, h in snap["move_seconds"].items():
+                buckets = [(str(b), c) for b, c in h["buckets"].items()] + [("+Inf", h["count"])]
+                hist.add_metric([pool, kind], buckets, h["sum"])
         yield hist
 
-    def _counters(self, snap: dict[str, Any], family: Any) -> Iterator[Any]:
+    def _counters(self, snaps: dict[str, dict[str, Any]], family: Any) -> Iterator[Any]:
         p = self.prefix
-        for name, doc, label, values in [
-            ("hits", "acquires that found the expert in a tier", "tier", snap["hits"]),
-            ("misses", "acquires that did not find the expert in a tier", "tier", snap["misses"]),
-            ("moved_bytes", "bytes moved between tiers", "kind", snap["bytes_moved"]),
-            ("moves", "tier moves", "kind", snap["moves"]),
-            ("evictions", "experts evicted from a tier", "tier", snap["evictions"]),
+        for name, doc, label, key in [
+            ("hits", "acquires that found the expert in a tier", "tier", "hits"),
+            ("misses", "acquires that did not find the expert in a tier", "tier", "misses"),
+            ("moved_bytes", "bytes moved between tiers", "kind", "bytes_moved"),
+            ("moves", "tier moves", "kind", "moves"),
+            ("evictions", "experts evicted from a tier", "tier", "evictions"),
         ]:
-            fam = family(f"{p}_{name}", doc, labels=[label])
-            for key, v in values.items():
-                fam.add_metric([key], float(v))
+            fam = family(f"{p}_{name}", doc, labels=["pool", label])
+            for pool, snap in snaps.items():
+                for k, v in snap[key].items():
+                    fam.add_metric([pool, k], float(v))
             yield fam
-        yield family(f"{p}_prefetches", "prefetches started", value=snap["prefetches"])
-        yield family(f"{p}_waits", "acquires that waited for room", value=snap["waits"])
-        yield family(f"{p}_wait_seconds", "seconds spent waiting for room", value=snap["wait_seconds"])
-        yield family(f"{p}_busy_errors", "acquires that gave up (MemoryBusyError)", value=snap["busy_errors"])
+        for name, doc, key in [("prefetches", "prefetches started", "prefetches"),
+                               ("waits", "acquires that waited for room", "waits"),
+                               ("wait_seconds", "seconds spent waiting for room", "wait_seconds"),
+                               ("busy_errors", "acquires that gave up (MemoryBusyError)", "busy_errors")]:
+            fam = family(f"{p}_{name}", doc, labels=["pool"])
+            for pool, snap in snaps.items():
+                fam.add_metric([pool], float(snap[key]))
+            yield fam
 
 
-def prometheus_collector(source: HasSnapshot, prefix: str = "coe_memory") -> Any:
-    """A collector to `REGISTRY.register(...)`; it reads `source.snapshot()` on every scrape."""
-    return _Collector(source, prefix)
+class StaticSnapshot:
+    """A snapshot fetched from elsewhere (another process), served as a source."""
+
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.snap
+
+
+def prometheus_collector(source: HasSnapshot | dict[str, HasSnapshot], prefix: str = "coe_memory") -> Any:
+    """A collector to `REGISTRY.register(...)`; it reads every source's `snapshot()` on each scrape.
+
+    A dict maps pool names to sources (the `pool` label); a single source is the pool "default"."""
+    sources = source if isinstance(source, dict) else {"default": source}
+    return _Collector(sources, prefix)

@@ -40,18 +40,18 @@ def test_prometheus_collector_exports_a_manager_snapshot(make_experts):
     registry.register(prometheus_collector(m))
     text = generate_latest(registry).decode()
     for line in [
-        'coe_memory_resident_experts{tier="device"} 1.0',
-        'coe_memory_resident_bytes{tier="host"} 2.0',
-        'coe_memory_budget_bytes{tier="device"} 2.0',
-        'coe_memory_hits_total{tier="device"} 1.0',
-        'coe_memory_hits_total{tier="disk"} 2.0',
-        'coe_memory_misses_total{tier="device"} 2.0',
-        'coe_memory_moved_bytes_total{kind="disk->device"} 4.0',
-        'coe_memory_evictions_total{tier="device"} 1.0',
-        'coe_memory_move_seconds_bucket{kind="disk->device",le="2.5"} 2.0',
-        'coe_memory_move_seconds_bucket{kind="disk->device",le="1.0"} 0.0',
-        'coe_memory_move_seconds_count{kind="device->host"} 1.0',
-        "coe_memory_pins 0.0",
-        "coe_memory_waits_total 0.0",
+        'coe_memory_resident_experts{pool="default",tier="device"} 1.0',
+        'coe_memory_resident_bytes{pool="default",tier="host"} 2.0',
+        'coe_memory_budget_bytes{pool="default",tier="device"} 2.0',
+        'coe_memory_hits_total{pool="default",tier="device"} 1.0',
+        'coe_memory_hits_total{pool="default",tier="disk"} 2.0',
+        'coe_memory_misses_total{pool="default",tier="device"} 2.0',
+        'coe_memory_moved_bytes_total{kind="disk->device",pool="default"} 4.0',
+        'coe_memory_evictions_total{pool="default",tier="device"} 1.0',
+        'coe_memory_move_seconds_bucket{kind="disk->device",le="2.5",pool="default"} 2.0',
+        'coe_memory_move_seconds_bucket{kind="disk->device",le="1.0",pool="default"} 0.0',
+        'coe_memory_move_seconds_count{kind="device->host",pool="default"} 1.0',
+        'coe_memory_pins{pool="default"} 0.0',
+        'coe_memory_waits_total{pool="default"} 0.0',
     ]:
         assert line in text.splitlines(), line

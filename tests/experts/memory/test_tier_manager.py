@@ -285,3 +285,21 @@ def test_no_budget_is_exceeded_while_a_victim_is_still_copying_out(make_experts)
     assert run_virtual(main()) == 12.0  # load a (4), evict a (4), only then load b (4)
     assert ledger.violations == []
     assert ledger.peak == {"device": 4, "host": 4, "disk": 0}
+
+
+def test_demote_moves_down_and_refuses_pinned(make_experts):
+    xs = make_experts({"a": 2})
+    m = manager_with(xs, device=2, host=2)
+
+    async def main():
+        async with m.acquire("a"):
+            with pytest.raises(MemoryBusyError, match="in use"):
+                await m.demote("a", "host")
+        await m.demote("a", "host")
+        assert m.tier_of("a") == "host"
+        await m.demote("a", "disk")
+        state = m.experts_state()["a"]
+        assert state["tier"] == "disk" and state["pins"] == 0 and state["idle_s"] is not None
+
+    run_virtual(main())
+    assert xs["a"].moves == ["disk->device", "device->host", "host->disk"]
