@@ -22,6 +22,10 @@ from experts.llm.base import (
 
 log = logging.getLogger(__name__)
 
+# Building a module under `torch.device("meta")` changes the default device for the whole process, so two
+# experts materialising at once in worker threads would create each other's tensors on meta: one at a time.
+_MATERIALISE_LOCK = threading.Lock()
+
 _DTYPES = {"bfloat16": "bfloat16", "float16": "float16", "float32": "float32", "auto": "auto"}
 
 
@@ -64,6 +68,9 @@ class TransformersBackend:
         self._config: Any = None
         self._lock = asyncio.Lock()
         self._tier: Tier = "disk"
+        # Resolve transformers' lazy attributes here, once: tier moves run in worker threads, and concurrent
+        # first imports of the same lazy module race (seen: "cannot import name 'AutoModelForCausalLM'").
+        from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
     # ---- lifecycle and tiers -------------------------------------------------
     @property
@@ -81,6 +88,10 @@ class TransformersBackend:
             await asyncio.to_thread(self._move, tier)
 
     def _move(self, tier: Tier) -> None:
+        with _MATERIALISE_LOCK:
+            self._move_locked(tier)
+
+    def _move_locked(self, tier: Tier) -> None:
         if tier == "device":
             self._materialise()
         elif tier == "host":
@@ -109,8 +120,9 @@ class TransformersBackend:
             model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
         self._config = model.config
         self._model = model.to(self.device).eval()
-        self.info.params = sum(p.numel() for p in self._model.parameters())
-        self.info.nbytes = sum(p.numel() * p.element_size() for p in self._model.parameters())
+        unique = {p.data_ptr(): p for p in self._model.parameters()}  # tied weights share storage: count once
+        self.info.params = sum(p.numel() for p in unique.values())
+        self.info.nbytes = sum(p.numel() * p.element_size() for p in unique.values())
 
     def _require_model(self) -> Any:
         if self._model is None:

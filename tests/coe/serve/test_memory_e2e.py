@@ -49,12 +49,10 @@ def chat(url: str, model: str, prompt: str) -> str:
 
 
 def metric(text: str, name: str, **labels: str) -> float:
-    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     total = 0.0
     for line in text.splitlines():
         if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
-    assert want or total is not None
     return total
 
 
@@ -68,7 +66,7 @@ def test_alternating_experts_swap_and_answer_the_same(tiered):
     experts = httpx.get(f"{tiered}/v1/experts").json()["data"]
     assert {e["name"] for e in experts} == set(prompts)
     resident = [e for e in experts if e["tier"] == "device"]
-    assert sum(e["bytes"] for e in resident) <= DEVICE_BYTES
+    assert sum(e["bytes"] for e in resident) <= DEVICE_BYTES, experts
     text = httpx.get(f"{tiered}/metrics").text
     assert metric(text, "coe_memory_evictions_total", pool="shared", tier="device") >= 3
     assert metric(text, "coe_memory_moves_total", pool="shared") >= 6
