@@ -141,8 +141,17 @@ def run_routing_eval(
     """Measure the frontier; prints a table, writes JSON (and a PNG beside it unless `plot_path` says where)."""
     if benchmark != "mmlu":
         raise ValueError(f"unknown routing benchmark {benchmark!r}; known: mmlu")
-    if data_dir is not None:
+    if data_dir is not None:  # the datasets are found through COE_DATA_DIR; restore it afterwards
+        previous = os.environ.get("COE_DATA_DIR")
         os.environ["COE_DATA_DIR"] = str(data_dir)
+        try:
+            return run_routing_eval(benchmark, limit, json_path, None, config_path, artifact, plot_path, encoder,
+                                    factory)
+        finally:
+            if previous is None:
+                os.environ.pop("COE_DATA_DIR", None)
+            else:
+                os.environ["COE_DATA_DIR"] = previous
     cfg = load_train_config(config_path)
     if encoder is None:
         from experts.embed.encoder import SentenceEncoder
