@@ -118,6 +118,7 @@ class MemoryConfig(_Strict):
     host_bytes: int | None = Field(None, ge=0)
     disk_dir: Path | None = None
     policy: Literal["lru", "cost_aware"] = "lru"
+    acquire_timeout_s: float = Field(30.0, gt=0, description="wait for device room, then 503 (busy)")
 
 
 class RayConfig(_Strict):

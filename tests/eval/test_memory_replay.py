@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from eval.bench_memory import ARMS, run_trace_replay
 from eval.memory_replay import GB, ReplayConfig, TraceSpec, make_trace, replay_simulated
 from experts.memory import TierBudgets
@@ -33,3 +35,12 @@ def test_two_workers_replay_serves_everything_without_deadlock():
     result = replay_simulated(make_trace(spec), spec.experts, arm, budgets, service_s=0.25, workers=2)
     assert (len(result.latencies_s), result.busy, result.rejected) == (300, 0, 0)
     assert result.snapshot["bytes"]["device"] <= 4 * GB
+
+
+def test_swap_bandwidth_reports_each_move_against_its_raw_operation():
+    from eval.bench_memory import measure_swap_bandwidth
+
+    rows = measure_swap_bandwidth(hidden=64, layers=1, vocab=512, reps=1, show=False)
+    assert [(r["move"], r["raw"]) for r in rows] == [
+        ("disk->host", "cold file read"), ("host->device", "memcpy"), ("device->host", "memcpy")]
+    assert [r["ratio"] for r in rows] == pytest.approx([r["move_GB_per_s"] / r["raw_GB_per_s"] for r in rows])
