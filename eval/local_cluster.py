@@ -113,14 +113,29 @@ class LocalCluster:
         return False
 
 
-def alive_nodes(dashboard_url: str) -> list[dict[str, Any]]:
-    from ray.util.state import list_nodes
+def auth_headers() -> dict[str, str]:
+    """Ray's token auth: the dashboard's REST API wants the cluster token (RAY_AUTH_TOKEN or ~/.ray/auth_token)."""
+    token = os.environ.get("RAY_AUTH_TOKEN")
+    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray" / "auth_token"))
+    if not token and path.is_file():
+        token = path.read_text().strip()
+    return {"authorization": f"Bearer {token}"} if token else {}
 
+
+def state_list(dashboard_url: str, resource: str) -> list[dict[str, Any]]:
+    """Ray's state API (`ray list nodes/actors`) over HTTP, alive entries only; [] while the dashboard starts."""
     try:
-        nodes = list_nodes(address=dashboard_url, filters=[("state", "=", "ALIVE")], raise_on_missing_output=False)
-    except Exception:  # noqa: BLE001 - the dashboard is still starting
+        r = httpx.get(f"{dashboard_url}/api/v0/{resource}", headers=auth_headers(), timeout=30,
+                      params={"limit": 1000, "detail": "true", "filter_keys": "state", "filter_predicates": "=",
+                              "filter_values": "ALIVE"})
+        r.raise_for_status()
+        return list(r.json()["data"]["result"]["result"])
+    except (httpx.HTTPError, KeyError, ValueError):
         return []
-    return [n.__dict__ if hasattr(n, "__dict__") else dict(n) for n in nodes]
+
+
+def alive_nodes(dashboard_url: str) -> list[dict[str, Any]]:
+    return state_list(dashboard_url, "nodes")
 
 
 def start_cluster(head: NodeSpec, workers: list[NodeSpec], temp_dir: Path | None = None) -> LocalCluster:
@@ -197,7 +212,8 @@ def serve_deploy(cluster: LocalCluster, config: dict[str, Any], path: Path) -> N
 
 def app_status(dashboard_url: str, app: str = "coe") -> str:
     try:
-        apps = httpx.get(f"{dashboard_url}/api/serve/applications/", timeout=10).json()["applications"]
+        apps = httpx.get(f"{dashboard_url}/api/serve/applications/", headers=auth_headers(),
+                         timeout=10).json()["applications"]
     except (httpx.HTTPError, KeyError, ValueError):
         return "UNKNOWN"
     return str(apps.get(app, {}).get("status", "NOT_STARTED"))
@@ -218,13 +234,9 @@ def wait_running(dashboard_url: str, timeout_s: float, app: str = "coe") -> None
 
 def replica_actors(dashboard_url: str, deployment: str, app: str = "coe") -> list[dict[str, Any]]:
     """Alive Serve replica actors of one deployment: actor_id, name, node_id, pid."""
-    from ray.util.state import list_actors
-
-    actors = list_actors(address=dashboard_url, filters=[("state", "=", "ALIVE")], limit=1000,
-                         raise_on_missing_output=False)
     cls = f"ServeReplica:{app}:{deployment}"
-    return [{"actor_id": a.actor_id, "name": a.name, "node_id": a.node_id, "pid": a.pid}
-            for a in actors if a.class_name == cls]
+    return [{k: a.get(k) for k in ("actor_id", "name", "node_id", "pid")}
+            for a in state_list(dashboard_url, "actors") if a.get("class_name") == cls]
 
 
 def nodes_with(dashboard_url: str, resource: str) -> set[str]:
