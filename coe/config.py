@@ -114,6 +114,10 @@ class ServerConfig(_Strict):
     max_chars: int = Field(32_000, ge=1)
     request_timeout_s: float = Field(120.0, gt=0)
     gateway_replicas: int = Field(1, ge=1)
+    gateway_autoscaling: AutoscalingConfig | None = Field(
+        None, description="scale the gateway on load (overrides gateway_replicas)")
+    gateway_resources: ResourcesConfig = Field(
+        default_factory=ResourcesConfig, description="what one gateway replica asks Ray for (placement)")
 
 
 class MemoryConfig(_Strict):

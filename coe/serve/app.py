@@ -2,42 +2,61 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from ray import serve
 from ray.serve import Application
 
-from coe.config import CoeConfig, ExpertConfig, load_config, parse_config
+from coe.config import AutoscalingConfig, CoeConfig, ExpertConfig, ResourcesConfig, load_config, parse_config
 from coe.serve.expert_pool import ExpertPool
 from coe.serve.gateway import Gateway
 from coe.serve.retriever_pool import RetrieverPool
+from experts.paths import REPO_ROOT
+
+
+def actor_options(res: ResourcesConfig) -> dict[str, Any]:
+    """Ray actor options of one replica: CPUs, GPUs, memory and custom resources (node placement)."""
+    actor: dict[str, Any] = {"num_cpus": res.num_cpus, "num_gpus": res.num_gpus}
+    if res.memory_bytes:
+        actor["memory"] = res.memory_bytes
+    if res.custom:
+        actor["resources"] = dict(res.custom)
+    return actor
+
+
+def scaling_options(scaling: AutoscalingConfig) -> dict[str, Any]:
+    """A fixed replica count when min == max, Serve autoscaling otherwise."""
+    if scaling.min_replicas == scaling.max_replicas:
+        return {"num_replicas": scaling.max_replicas}
+    return {"autoscaling_config": {
+        "min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
+        "target_ongoing_requests": scaling.target_ongoing_requests,
+    }}
 
 
 def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str, Any]:
     """Placement and scaling of a pool come from its first expert's config (a pool shares one replica)."""
     lead = experts[0]
-    actor: dict[str, Any] = {"num_cpus": lead.resources.num_cpus, "num_gpus": lead.resources.num_gpus}
-    if lead.resources.memory_bytes:
-        actor["memory"] = lead.resources.memory_bytes
-    if lead.resources.custom:
-        actor["resources"] = dict(lead.resources.custom)
-    scaling = lead.autoscaling
     opts: dict[str, Any] = {
         "name": f"expert-{pool}",
-        "ray_actor_options": actor,
+        "ray_actor_options": actor_options(lead.resources),
         "max_ongoing_requests": 8,
         "max_queued_requests": lead.max_queued_requests,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 30,
     }
-    if scaling.min_replicas == scaling.max_replicas:
-        opts["num_replicas"] = scaling.max_replicas
-    else:
-        opts["autoscaling_config"] = {
-            "min_replicas": scaling.min_replicas, "max_replicas": scaling.max_replicas,
-            "target_ongoing_requests": scaling.target_ongoing_requests,
-        }
-    return opts
+    return opts | scaling_options(lead.autoscaling)
+
+
+def gateway_deployment_options(cfg: CoeConfig) -> dict[str, Any]:
+    """The gateway scales on its own: a fixed count (server.gateway_replicas) or server.gateway_autoscaling."""
+    server = cfg.server
+    scaling = server.gateway_autoscaling or AutoscalingConfig(
+        min_replicas=server.gateway_replicas, max_replicas=server.gateway_replicas)
+    opts: dict[str, Any] = {"ray_actor_options": actor_options(server.gateway_resources),
+                            "max_ongoing_requests": 256}
+    return opts | scaling_options(scaling)
 
 
 def build_from_config(cfg: CoeConfig) -> Application:
@@ -52,16 +71,24 @@ def build_from_config(cfg: CoeConfig) -> Application:
         retriever = serve.deployment(RetrieverPool).options(
             name="retriever", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
         ).bind(cfg.retrieval.model_dump(mode="json"))
-    gateway = Gateway.options(num_replicas=cfg.server.gateway_replicas,
-                              ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
+    gateway = Gateway.options(**gateway_deployment_options(cfg))
     return gateway.bind(cfg.model_dump(mode="json"), pools, retriever)
+
+
+def config_path(path: str | Path) -> Path:
+    """Relative paths that do not exist in the cwd resolve against the checkout: on a cluster the build task
+    runs in a Ray worker whose cwd is the session folder, not the repo."""
+    p = Path(path)
+    if p.is_absolute() or p.exists():
+        return p
+    return REPO_ROOT / p
 
 
 def build_app(args: dict[str, Any]) -> Application:
     """Application builder for Ray: args {"config": "configs/default.yaml"} or {"inline": {...coe config...}}."""
     if "inline" in args:
         return build_from_config(parse_config(args["inline"], "<serve args: inline>"))
-    return build_from_config(load_config(args.get("config", "configs/default.yaml")))
+    return build_from_config(load_config(config_path(args.get("config", "configs/default.yaml"))))
 
 
 __all__ = ["build_app", "build_from_config", "serve"]

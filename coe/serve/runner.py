@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from urllib.parse import urlparse
 
 import httpx
 import ray
@@ -14,6 +15,8 @@ from coe.config import CoeConfig
 from coe.serve.app import build_from_config
 
 log = logging.getLogger(__name__)
+# (address, app name) when run_app joined an existing cluster: shutdown must then leave the cluster's Serve alone.
+_joined: tuple[str, str] | None = None
 
 
 def start_ray(cfg: CoeConfig, address: str | None = None) -> None:
@@ -31,13 +34,22 @@ def start_ray(cfg: CoeConfig, address: str | None = None) -> None:
                  include_dashboard=False, runtime_env=env, log_to_driver=False)
 
 
+def probe_host(bind_host: str, address: str | None) -> str:
+    """Where this process can reach the proxy: a ray:// head's host, else the bind address (0.0.0.0: loopback)."""
+    if address and address.startswith("ray://"):
+        return urlparse(address).hostname or "127.0.0.1"
+    return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
+
+
 def run_app(cfg: CoeConfig, address: str | None = None, ready_timeout_s: float = 600) -> str:
     """Deploy the app and block until /health answers; returns the base URL."""
+    global _joined
     start_ray(cfg, address)
+    _joined = (address or cfg.ray.address, cfg.ray.app_name) if (address or cfg.ray.address) else None
     serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
     serve.run(build_from_config(cfg), name=cfg.ray.app_name, route_prefix=cfg.ray.route_prefix,
               blocking=False)
-    url = f"http://{cfg.server.host}:{cfg.server.port}"
+    url = f"http://{probe_host(cfg.server.host, address or cfg.ray.address)}:{cfg.server.port}"
     deadline = time.monotonic() + ready_timeout_s
     while time.monotonic() < deadline:
         try:
@@ -50,7 +62,13 @@ def run_app(cfg: CoeConfig, address: str | None = None, ready_timeout_s: float =
 
 
 def shutdown() -> None:
+    """On a joined cluster only coe's application goes (other apps and Serve itself stay); a private Ray goes."""
+    global _joined
     try:
-        serve.shutdown()
+        if _joined:
+            serve.delete(_joined[1])
+        else:
+            serve.shutdown()
     finally:
+        _joined = None
         ray.shutdown()

@@ -118,7 +118,6 @@ def transformers_factory(device: str = "cpu", dtype: str = "bfloat16") -> Backen
 
     async def make(name: str, spec: ExpertSpec) -> LLMBackend:
         from experts.llm.registry_models import resolve_model  # type: ignore[import-not-found,unused-ignore]
-
         from experts.llm.transformers_backend import TransformersBackend
 
         path = resolve_model(spec.model)

@@ -24,3 +24,36 @@ def test_autoscaling_when_bounds_differ():
     opts = pool_deployment_options("a", cfg.experts)
     assert "num_replicas" not in opts
     assert opts["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 3}
+
+
+def test_gateway_fixed_replicas_and_placement():
+    from coe.serve.app import gateway_deployment_options
+
+    cfg = parse_config({"experts": [{"name": "a", "model": "x"}], "router": {"general_expert": "a"},
+                        "server": {"gateway_replicas": 3,
+                                   "gateway_resources": {"num_cpus": 1, "custom": {"cpu_node": 1}}}})
+    opts = gateway_deployment_options(cfg)
+    assert opts["num_replicas"] == 3 and "autoscaling_config" not in opts
+    assert opts["ray_actor_options"] == {"num_cpus": 1, "num_gpus": 0, "resources": {"cpu_node": 1}}
+
+
+def test_gateway_autoscaling_overrides_fixed_count():
+    from coe.serve.app import gateway_deployment_options
+
+    cfg = parse_config({"experts": [{"name": "a", "model": "x"}], "router": {"general_expert": "a"},
+                        "server": {"gateway_replicas": 3, "gateway_autoscaling": {
+                            "min_replicas": 1, "max_replicas": 5, "target_ongoing_requests": 64}}})
+    opts = gateway_deployment_options(cfg)
+    assert "num_replicas" not in opts
+    assert opts["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 5, "target_ongoing_requests": 64}
+    assert opts["ray_actor_options"] == {"num_cpus": 0.5, "num_gpus": 0}
+
+
+def test_relative_config_path_resolves_against_checkout_outside_it(tmp_path, monkeypatch):
+    from coe.serve.app import config_path
+    from experts.paths import REPO_ROOT
+
+    monkeypatch.chdir(tmp_path)
+    assert config_path("configs/default.yaml") == REPO_ROOT / "configs" / "default.yaml"
+    (tmp_path / "mine.yaml").write_text("x: 1")
+    assert config_path("mine.yaml").resolve() == tmp_path / "mine.yaml"

@@ -1,0 +1,164 @@
+"""coe on a two-node Ray cluster on this machine, deployed with `serve deploy` of a copy of deploy/serve.yaml:
+placement by custom resource, routed chat through the proxy, a killed replica, a rolling update of one expert."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from eval.local_cluster import (
+    NodeSpec,
+    free_port,
+    kill_actor,
+    nodes_with,
+    replica_actors,
+    serve_deploy,
+    small_serve_config,
+    start_cluster,
+    wait_http,
+    wait_running,
+)
+
+pytestmark = pytest.mark.slow
+
+SMOL, GEMMA = "expert-smollm2-135m", "expert-gemma3-270m"
+PROMPTS = ["Write a Python function that reverses a list", "Hi there! How are you doing today?",
+           "Name three rivers in Europe."]
+
+
+class Deployed:
+    def __init__(self, cluster, url: str, config: dict, folder: Path) -> None:
+        self.cluster, self.url, self.config, self.folder = cluster, url, config, folder
+
+    @property
+    def dash(self) -> str:
+        return self.cluster.dashboard_url
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cluster")
+    cluster = start_cluster(NodeSpec(num_cpus=2), [NodeSpec(num_cpus=2, resources={"expert_node": 4})])
+    try:
+        port = free_port()
+        config = small_serve_config(port)
+        serve_deploy(cluster, config, folder / "serve.yaml")
+        wait_running(cluster.dashboard_url, timeout_s=600)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(f"{url}/health", timeout_s=120)
+        yield Deployed(cluster, url, config, folder)
+    finally:
+        cluster.stop()
+
+
+def chat(url: str, model: str, prompt: str, max_tokens: int = 8) -> tuple[int, dict]:
+    """One request; every outcome is recorded (status + body), transport errors as status 0."""
+    try:
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=240, json={
+            "model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]})
+        return r.status_code, r.json()
+    except (httpx.HTTPError, ValueError) as err:
+        return 0, {"error": {"message": f"{type(err).__name__}: {err}"}}
+
+
+def request_stream(url: str, models: list[str], stop: threading.Event, max_requests: int = 200,
+                   max_s: float = 420) -> list[tuple[int, dict]]:
+    """Two clients sending requests back to back until `stop` (bounded in count and time)."""
+    results: list[tuple[int, dict]] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + max_s
+
+    def client(k: int) -> None:
+        i = k
+        while not stop.is_set() and time.monotonic() < deadline:
+            with lock:
+                if len(results) >= max_requests:
+                    return
+            out = chat(url, models[i % len(models)], PROMPTS[i % len(PROMPTS)])
+            with lock:
+                results.append(out)
+            i += 2
+
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(client, range(2)))
+    return results
+
+
+def test_expert_replicas_land_on_the_node_with_the_resource(deployed):
+    expert_nodes = nodes_with(deployed.dash, "expert_node")
+    assert len(expert_nodes) == 1
+    for name in (SMOL, GEMMA):
+        replicas = replica_actors(deployed.dash, name)
+        assert len(replicas) == 1 and replicas[0]["node_id"] in expert_nodes, (name, replicas)
+    gateway = replica_actors(deployed.dash, "gateway")
+    assert len(gateway) == 1 and gateway[0]["node_id"] not in expert_nodes
+
+
+def test_routed_chat_through_the_proxy(deployed):
+    seen = set()
+    for prompt in PROMPTS:
+        status, body = chat(deployed.url, "coe", prompt, max_tokens=16)
+        assert status == 200, body
+        assert body["model"] in ("smollm2-135m", "gemma3-270m")
+        assert body["choices"][0]["message"]["content"].strip()
+        seen.add(body["model"])
+    assert "coe_routing_decisions_total{" in httpx.get(f"{deployed.url}/metrics", timeout=30).text
+
+
+def test_killed_replica_is_restarted_and_no_request_is_dropped(deployed):
+    old = replica_actors(deployed.dash, SMOL)[0]
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(request_stream, deployed.url, ["smollm2-135m"], stop, 60, 300)
+        time.sleep(3)
+        kill_actor(deployed.cluster, old["name"])
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            new = replica_actors(deployed.dash, SMOL)
+            if new and new[0]["actor_id"] != old["actor_id"]:
+                break
+            time.sleep(1)
+        wait_running(deployed.dash, timeout_s=240)
+        stop.set()
+        results = fut.result()
+    assert results
+    for status, body in results:  # each request got an answer or an error naming the expert, never silence
+        assert status == 200 or (status in (500, 503, 504) and body["error"]["message"]), (status, body)
+    after = [chat(deployed.url, "smollm2-135m", "Say hello.") for _ in range(3)]
+    assert [s for s, _ in after] == [200, 200, 200], after
+    assert replica_actors(deployed.dash, SMOL)[0]["actor_id"] != old["actor_id"]
+
+
+def test_rolling_update_of_one_expert_fails_no_request(deployed):
+    before = {d: replica_actors(deployed.dash, d)[0]["actor_id"] for d in ("gateway", SMOL, GEMMA)}
+    config = small_serve_config(int(deployed.url.rsplit(":", 1)[1]))
+    # a per-deployment override: new actor options for one expert -> Serve replaces that deployment only
+    config["applications"][0]["deployments"] = [
+        {"name": GEMMA, "ray_actor_options": {"num_cpus": 0.25, "resources": {"expert_node": 1}}}]
+    stop = threading.Event()
+    with ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(request_stream, deployed.url, ["gemma3-270m", "coe", "smollm2-135m"], stop, 150, 420)
+        time.sleep(2)
+        serve_deploy(deployed.cluster, config, deployed.folder / "serve-updated.yaml")
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            now = replica_actors(deployed.dash, GEMMA)
+            if len(now) == 1 and now[0]["actor_id"] != before[GEMMA]:
+                break
+            time.sleep(1)
+        wait_running(deployed.dash, timeout_s=300)
+        time.sleep(3)
+        stop.set()
+        results = fut.result()
+    failed = [(s, b) for s, b in results if s != 200]
+    assert results and not failed, failed
+    after = {d: replica_actors(deployed.dash, d)[0]["actor_id"] for d in ("gateway", SMOL, GEMMA)}
+    assert after["gateway"] == before["gateway"] and after[SMOL] == before[SMOL]
+    assert after[GEMMA] != before[GEMMA]
+    status, body = chat(deployed.url, "gemma3-270m", "Name a river.")
+    assert status == 200 and body["model"] == "gemma3-270m"

@@ -1,0 +1,93 @@
+"""deploy/*.yaml validate against Ray's own parsers, and what the Serve config asks for exists in the cluster."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+def load(name: str) -> dict[str, Any]:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def prepared(name: str) -> dict[str, Any]:
+    """What `ray up` works on: defaults filled in, then Ray's schema check (ray-schema.json + its own rules)."""
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    cfg = prepare_config(copy.deepcopy(load(name)))
+    validate_config(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["cluster.yaml", "local-cluster.yaml"])
+def test_cluster_launcher_files_pass_rays_schema(name):
+    cfg = prepared(name)
+    assert cfg["head_node_type"] in cfg["available_node_types"]
+
+
+def test_a_broken_cluster_file_is_rejected():
+    """The check above can fail: an unknown node-type field does not pass Ray's schema."""
+    import jsonschema
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    bad = load("cluster.yaml")
+    bad["available_node_types"]["gpu_worker"]["gpus"] = 1
+    with pytest.raises(jsonschema.ValidationError):
+        validate_config(prepare_config(bad))
+
+
+def test_gpu_workers_install_the_gpu_extra_and_cpu_workers_no_extra():
+    types = prepared("cluster.yaml")["available_node_types"]
+    gpu = " ".join(types["gpu_worker"]["worker_setup_commands"])
+    cpu = " ".join(types["cpu_worker"]["worker_setup_commands"])
+    assert "pip install -e '.[gpu]'" in gpu
+    assert "pip install -e ." in cpu and "[gpu]" not in cpu and "[cpu]" not in cpu
+    assert types["head"]["resources"].get("CPU") == 0
+
+
+def serve_app() -> Any:
+    from ray.serve.schema import ServeDeploySchema
+
+    return ServeDeploySchema.model_validate(load("serve.yaml")).applications[0]
+
+
+def test_serve_config_passes_serve_schema_and_builds():
+    from ray.serve._private.build_app import build_app as serve_build
+
+    from coe.serve.app import build_app
+
+    app = serve_app()
+    assert app.import_path == "coe.serve.app:build_app"
+    built = serve_build(build_app(app.args), name=app.name)
+    names = {d.name for d in built.deployments}
+    assert built.ingress_deployment_name == "gateway"
+    assert names == {"gateway", "expert-llama-3.1-8b", "expert-qwen2-7b", "expert-gemma-2-9b"}
+    # an override naming a deployment that does not exist would fail at deploy time
+    assert {d.name for d in app.deployments} <= names
+
+
+def test_every_replica_fits_a_node_type_of_the_cluster():
+    """Each deployment's resources (CPUs, GPUs, custom) are offered by some worker type of cluster.yaml."""
+    from ray.serve._private.build_app import build_app as serve_build
+
+    from coe.serve.app import build_app
+
+    types = prepared("cluster.yaml")["available_node_types"]
+    app = serve_app()
+    for d in serve_build(build_app(app.args), name=app.name).deployments:
+        opts = d.ray_actor_options
+        need = {"CPU": opts.get("num_cpus", 0), "GPU": opts.get("num_gpus", 0), **opts.get("resources", {})}
+        fits = [t for t, spec in types.items()
+                if all(spec["resources"].get(k, 0) >= v for k, v in need.items() if v)]
+        assert fits, f"{d.name} needs {need}; no node type offers it"
+        if need["GPU"]:
+            assert fits == ["gpu_worker"], d.name
+        if d.name == "gateway":
+            assert fits == ["cpu_worker"]
