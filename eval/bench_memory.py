@@ -121,7 +121,46 @@ def _row(kind: str, nbytes: int, move_s: float, raw_s: float, raw: str) -> dict[
             "raw": raw, "raw_GB_per_s": nbytes / raw_s / 1e9, "ratio": raw_s / move_s}
 
 
+def headline(bandwidth: list[dict[str, Any]], replay: list[dict[str, Any]]) -> dict[str, float]:
+    """The flat JSON keys of `coe bench memory --json` (arm (a) is LRU/FIFO, arm (c) adds affinity)."""
+    lru, affinity = replay[0], replay[-1]
+    return {"min_swap_bandwidth_ratio": min(r["ratio"] for r in bandwidth),
+            "swaps_per_request_lru": lru["swaps_per_request"],
+            "swaps_per_request_affinity": affinity["swaps_per_request"],
+            "p99_ms_lru": lru["p99_s"] * 1000, "p99_ms_affinity": affinity["p99_s"] * 1000,
+            "hit_rate_affinity": affinity["device_hit_rate"]}
+
+
+def plot_replay(rows: list[dict[str, Any]], path: str | Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    labels = [r["config"].split(" ")[0] for r in rows]
+    axes[0].bar(labels, [r["swaps_per_request"] for r in rows])
+    axes[0].set_title("swaps per request")
+    axes[1].bar(labels, [r["p99_s"] for r in rows])
+    axes[1].set_title("p99 latency (s)")
+    fig.suptitle("trace replay: (a) LRU+FIFO, (b) cost-aware+prefetch, (c) (b)+affinity")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def run_memory_bench(json_path: str | None = None, plot_path: str | None = None) -> dict[str, Any]:
+    """`coe bench memory`: swap bandwidths, then the trace replay; JSON headline keys and a PNG plot."""
+    bandwidth = measure_swap_bandwidth()
+    replay = run_trace_replay()
+    result = headline(bandwidth, replay)
+    print_table("coe bench memory (headline)", ["metric", "value"], [[k, v] for k, v in result.items()])
+    write_json(json_path, result | {"swap_bandwidth": bandwidth, "trace_replay": replay})
+    if plot_path or json_path:
+        plot_replay(replay, plot_path or str(Path(str(json_path)).with_suffix(".png")))
+    return result
+
+
 if __name__ == "__main__":
-    measure_swap_bandwidth()
-    run_trace_replay()
+    run_memory_bench()
     run_trace_replay(workers=2)  # lighter load: shorter queues leave affinity less to batch

@@ -15,6 +15,28 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=run_routing)
 
+    p = groups["bench"].add_parser("memory", help="swap bandwidths and the eviction/scheduling trace replay")
+    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None, help="PNG (default: beside --json)")
+    p.set_defaults(func=run_memory)
+
+    p = groups["bench"].add_parser("cluster", help="routed chat on a local two-node Ray cluster, 1 vs 2 replicas")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=run_cluster)
+
+
+def run_memory(args: argparse.Namespace) -> int:
+    from eval.bench_memory import run_memory_bench
+
+    run_memory_bench(args.json, args.plot)
+    return 0
+
+
+def run_cluster(args: argparse.Namespace) -> int:
+    from eval.bench_cluster import main
+
+    return main(["--json", args.json] if args.json else [])
+
 
 def run_routing(args: argparse.Namespace) -> int:
     from eval.bench_routing import run
