@@ -15,6 +15,8 @@ COMMAND_MODULES = [
     "coe.commands.bench",
     "coe.commands.chat",
     "coe.commands.data",
+    "coe.commands.keys",
+    "coe.commands.bench_load",
 ]
 
 

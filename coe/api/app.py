@@ -10,6 +10,8 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from coe.api.errors import CoeError, error_body
+from coe.api.guard import Guard
+from coe.api.openapi import document_responses
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -54,6 +56,8 @@ def create_app() -> FastAPI:
                   description="Composition-of-Experts router with an OpenAI-compatible API")
     app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(Guard)  # added last = runs first: auth and rate limit before any body is read
+    document_responses(app)
 
     @app.exception_handler(CoeError)
     async def _coe_error(_: Request, exc: CoeError) -> JSONResponse:

@@ -10,6 +10,7 @@ from ray.serve import Application
 from coe.config import CoeConfig, ExpertConfig, load_config, parse_config
 from coe.serve.expert_pool import ExpertPool
 from coe.serve.gateway import Gateway
+from coe.serve.reliability import checked_keys
 
 
 def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str, Any]:
@@ -24,7 +25,7 @@ def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str,
     opts: dict[str, Any] = {
         "name": f"expert-{pool}",
         "ray_actor_options": actor,
-        "max_ongoing_requests": 8,
+        "max_ongoing_requests": lead.max_ongoing_requests,
         "max_queued_requests": lead.max_queued_requests,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 30,
@@ -47,7 +48,8 @@ def build_from_config(cfg: CoeConfig) -> Application:
     }
     gateway = Gateway.options(num_replicas=cfg.server.gateway_replicas,
                               ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
-    return gateway.bind(cfg.model_dump(mode="json"), pools)
+    keys = checked_keys(cfg)  # salted hashes only; refuses a non-loopback host without keys (coe/api/auth.py)
+    return gateway.bind(cfg.model_dump(mode="json"), pools, keys.to_data())
 
 
 def build_app(args: dict[str, Any]) -> Application:

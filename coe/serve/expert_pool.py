@@ -8,7 +8,8 @@ from typing import Any
 
 from coe.config import ExpertConfig
 from coe.serve.backends import build_backend
-from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message
+from coe.serve.pool_stats import GenerationStats
+from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message, Tier
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class ExpertPool:
         self.pool = pool
         self.configs = {e["name"]: ExpertConfig.model_validate(e) for e in experts}
         self.backends: dict[str, LLMBackend] = {}
+        self.stats = GenerationStats()
         for name, cfg in self.configs.items():
             backend = build_backend(cfg)
             await backend.start()
@@ -53,9 +55,10 @@ class ExpertPool:
         backend = self._backend(expert)
         parts: list[str] = []
         last = Chunk(text="")
-        async for chunk in backend.generate(to_generation_request(payload)):
-            parts.append(chunk.text)
-            last = chunk
+        with self.stats.track(expert):
+            async for chunk in backend.generate(to_generation_request(payload)):
+                parts.append(chunk.text)
+                last = chunk
         out = chunk_dict(last)
         out["text"] = "".join(parts)
         return out
@@ -63,12 +66,19 @@ class ExpertPool:
     async def stream(self, expert: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """Token deltas as they come; the last item carries finish_reason and usage."""
         backend = self._backend(expert)
-        async for chunk in backend.generate(to_generation_request(payload)):
-            yield chunk_dict(chunk)
+        with self.stats.track(expert):
+            async for chunk in backend.generate(to_generation_request(payload)):
+                yield chunk_dict(chunk)
+
+    async def set_tier(self, expert: str, tier: Tier) -> list[dict[str, Any]]:
+        """Admin load/offload; moves the backend directly until the memory TierManager owns tier moves."""
+        await self._backend(expert).to(tier)
+        log.info("expert moved", extra={"expert": expert, "tier": tier})
+        return await self.describe()
 
     async def describe(self) -> list[dict[str, Any]]:
         return [
             {"name": n, "pool": self.pool, "backend": b.info.backend, "tier": b.tier,
-             "params": b.info.params, "bytes": b.info.nbytes}
+             "params": b.info.params, "bytes": b.info.nbytes, "generations": self.stats.of(n)}
             for n, b in self.backends.items()
         ]

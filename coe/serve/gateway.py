@@ -13,15 +13,19 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from ray import serve
 
 from coe.api.app import create_app
-from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout
+from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound
 from coe.api.schemas import ChatCompletionRequest, Usage, chat_chunk, chat_completion
 from coe.config import ROUTER_MODEL_NAMES, CoeConfig, ExpertConfig
+from coe.serve import reliability
+from coe.serve.admin import admin
+from coe.serve.fallback import ExpertStream
 from coe.serve.metrics import GatewayMetrics
 from coe.serve.routing import RouterHolder
 from routers.base import RouteDecision
 
 log = logging.getLogger(__name__)
 app = create_app()
+app.include_router(admin)  # admin endpoints (scope admin): coe/serve/admin.py
 
 
 def last_user_text(req: ChatCompletionRequest) -> str:
@@ -65,10 +69,12 @@ def _sse(obj: dict[str, Any]) -> str:
 class Gateway:
     """The single front door; holds the router in-process and a DeploymentHandle per expert pool."""
 
-    def __init__(self, config: dict[str, Any], pools: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], pools: dict[str, Any],
+                 auth: list[dict[str, str]] | None = None) -> None:
         self.cfg = CoeConfig.model_validate(config)
         self.pools = pools
         self.metrics = GatewayMetrics()
+        self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
         self.router = RouterHolder(self.cfg)
         self.router.warm_up()
         app.state.max_body_bytes = self.cfg.server.max_body_bytes
@@ -109,14 +115,20 @@ class Gateway:
             check_limits(body, self.cfg)
             decision, route_ms = await self.decide(body)
             expert_name = decision.expert
+            payload = self.payload(body, resolve_max_tokens(body, self.cfg.expert(decision.expert)))
+            # reliability: deadline, circuit breaker, fallback expert (coe/serve/fallback.py)
+            routed, deadline = body.model in ROUTER_MODEL_NAMES, self.caller.deadline(time.monotonic())
+            if body.stream:
+                opened, decision = await self.caller.open_stream(decision, routed, payload, deadline)
+            else:
+                result, decision = await self.caller.complete(decision, routed, payload, deadline)
+            expert_name = decision.expert
             expert = self.cfg.expert(decision.expert)
-            payload = self.payload(body, resolve_max_tokens(body, expert))
             headers = decision_headers(decision, route_ms)
             coe_info = decision.as_dict() | {"route_ms": round(route_ms, 3)}
             if body.stream:
-                stream = self.stream_chat(expert, payload, coe_info)
+                stream = self.stream_chat(expert, opened, coe_info)
                 return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-            result = await self.call_expert(expert, payload)
             usage = Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
                           total_tokens=result["prompt_tokens"] + result["completion_tokens"])
             self.count_tokens(expert.name, usage)
@@ -131,28 +143,15 @@ class Gateway:
             self.metrics.requests.labels("chat", str(status)).inc()
             self.metrics.latency.labels("chat", expert_name).observe(time.perf_counter() - t0)
 
-    async def call_expert(self, expert: ExpertConfig, payload: dict[str, Any]) -> dict[str, Any]:
-        handle = self.pools[expert.pool_name]
-        try:
-            return await asyncio.wait_for(handle.generate.remote(expert.name, payload),
-                                          self.cfg.server.request_timeout_s)
-        except TimeoutError:
-            raise Timeout(f"expert {expert.name!r} did not answer within "
-                          f"{self.cfg.server.request_timeout_s:.0f} s") from None
-        except CoeError:
-            raise
-        except Exception as err:
-            log.warning("expert call failed", extra={"expert": expert.name, "error": str(err)})
-            raise ExpertUnavailable(f"expert {expert.name!r} failed: {type(err).__name__}") from None
-
-    async def stream_chat(self, expert: ExpertConfig, payload: dict[str, Any],
+    async def stream_chat(self, expert: ExpertConfig, opened: ExpertStream,
                           coe_info: dict[str, Any]) -> AsyncIterator[str]:
-        """SSE: a role chunk with the decision, content deltas, a final chunk with usage, then [DONE]."""
+        """SSE: a role chunk with the decision, content deltas, a final chunk with usage, then [DONE];
+        a failure after the start ends the stream with an OpenAI-shaped error event before [DONE]."""
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         yield _sse(chat_chunk(rid, created, expert.name, {"role": "assistant", "content": ""}, None, coe_info))
-        gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
+        items = opened.items()
         try:
-            async for item in gen:
+            async for item in items:
                 if item["text"]:
                     yield _sse(chat_chunk(rid, created, expert.name, {"content": item["text"]}, None))
                 if item["finish_reason"]:
@@ -161,12 +160,14 @@ class Gateway:
                                   total_tokens=item["prompt_tokens"] + item["completion_tokens"])
                     self.count_tokens(expert.name, usage)
                     yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], usage=usage))
+        except CoeError as err:
+            yield _sse(err.body())
         except Exception as err:
             log.warning("stream failed", extra={"expert": expert.name, "error": str(err)})
             yield _sse(ExpertUnavailable(f"expert {expert.name!r} failed mid-stream: "
                                          f"{type(err).__name__}").body())
         finally:
-            gen.cancel()
+            await items.aclose()
         yield "data: [DONE]\n\n"
 
     def count_tokens(self, expert: str, usage: Usage) -> None:
