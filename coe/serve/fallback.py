@@ -183,7 +183,8 @@ class ExpertCaller:
             kind = classify(err)
             self.record(expert.name, breaker, kind)
             raise AttemptFailed(expert.name, kind, type(err).__name__ if kind == "failed" else "") from None
-        return ExpertStream(self, expert, breaker, gen, first, deadline)
+        # The whole stream is one attempt: it ends at the expert's timeout or the request deadline.
+        return ExpertStream(self, expert, breaker, gen, first, min(deadline, time.monotonic() + timeout))
 
 
 class ExpertStream:
@@ -208,7 +209,7 @@ class ExpertStream:
             outcome = "ok"
         except TimeoutError:
             outcome = "timeout"
-            raise Timeout(f"expert {self.expert.name!r} stopped answering within the request timeout",
+            raise Timeout(f"expert {self.expert.name!r} did not finish within its timeout",
                           code="expert_timeout") from None
         except Exception as err:
             outcome = "failed"
