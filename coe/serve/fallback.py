@@ -42,10 +42,16 @@ class AttemptFailed(Exception):
 
 
 def classify(err: BaseException) -> str:
+    """timeout, overloaded (a full queue, possibly wrapped by Ray) or failed."""
     if isinstance(err, TimeoutError):
         return "timeout"
-    if isinstance(err, BackPressureError) or isinstance(getattr(err, "cause", None), BackPressureError):
-        return "overloaded"
+    seen: BaseException | None = err
+    for _ in range(5):
+        if seen is None:
+            break
+        if isinstance(seen, BackPressureError):
+            return "overloaded"
+        seen = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
     return "failed"
 
 
@@ -152,15 +158,18 @@ class ExpertCaller:
 
     async def _complete_once(self, expert: ExpertConfig, payload: dict[str, Any], deadline: float) -> dict[str, Any]:
         breaker, timeout = self._admit(expert, deadline)
-        response = self.pools[expert.pool_name].generate.remote(expert.name, payload)
+        response = None
         try:
+            response = self.pools[expert.pool_name].generate.remote(expert.name, payload)
             result = await asyncio.wait_for(response, timeout)
         except asyncio.CancelledError:  # the client went away: stop the generation too
-            response.cancel()
+            if response is not None:
+                response.cancel()
             self.record(expert.name, breaker, "cancelled")
             raise
         except Exception as err:
-            response.cancel()
+            if response is not None:
+                response.cancel()
             kind = classify(err)
             self.record(expert.name, breaker, kind)
             log.warning("expert call failed", extra={"expert": expert.name, "kind": kind,
@@ -171,15 +180,18 @@ class ExpertCaller:
 
     async def _open_once(self, expert: ExpertConfig, payload: dict[str, Any], deadline: float) -> ExpertStream:
         breaker, timeout = self._admit(expert, deadline)
-        gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
+        gen = None
         try:
+            gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
             first = await asyncio.wait_for(gen.__anext__(), timeout)
         except asyncio.CancelledError:
-            gen.cancel()
+            if gen is not None:
+                gen.cancel()
             self.record(expert.name, breaker, "cancelled")
             raise
         except Exception as err:
-            gen.cancel()
+            if gen is not None:
+                gen.cancel()
             kind = classify(err)
             self.record(expert.name, breaker, kind)
             raise AttemptFailed(expert.name, kind, type(err).__name__ if kind == "failed" else "") from None

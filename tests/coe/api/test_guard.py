@@ -99,3 +99,8 @@ def test_openapi_documents_openai_errors_not_422(client):
     assert {"400", "401", "403", "404", "413", "429", "503", "504"} <= set(op["responses"])
     err = op["responses"]["401"]["content"]["application/json"]["schema"]
     assert err["properties"]["error"]["required"] == ["message", "type", "param", "code"]
+
+
+def test_unknown_paths_and_methods_answer_in_openai_shape(client):
+    assert_error(client.get("/v1/nothing", headers=bearer(USER)), 404, "not_found_error")
+    assert_error(client.delete("/v1/models", headers=bearer(USER)), 405, "invalid_request_error")

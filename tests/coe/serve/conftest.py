@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,16 @@ from coe.api.auth import format_entry, make_entry, new_key
 
 SMOL = "registry:smollm2-135m-instruct"
 ROOT = Path(__file__).resolve().parents[3]
-KEYS = {"alice": ("user", new_key()), "bob": ("user", new_key()), "root": ("admin", new_key())}
+
+
+@dataclass(frozen=True)
+class RelApp:
+    url: str
+    keys: dict[str, tuple[str, str]]  # name -> (scope, plain key)
+    artifact: Path
+
+    def auth(self, name: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[name][1]}"}
 
 
 def rel_config(artifact, keys_file):
@@ -53,13 +63,14 @@ def rel_artifact(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def served_rel(served, rel_artifact, tmp_path_factory):
-    """Base URL of the reliability app (auth on: use `KEYS`)."""
+    """The reliability app: its base URL and API keys (auth is on)."""
     from ray import serve
 
     from coe.serve.app import build_from_config
 
+    keys = {"alice": ("user", new_key()), "bob": ("user", new_key()), "root": ("admin", new_key())}
     keys_file = tmp_path_factory.mktemp("keys") / "keys.txt"
-    keys_file.write_text("".join(format_entry(make_entry(n, s, k)) + "\n" for n, (s, k) in KEYS.items()))
+    keys_file.write_text("".join(format_entry(make_entry(n, s, k)) + "\n" for n, (s, k) in keys.items()))
     cfg = rel_config(rel_artifact, keys_file)
     serve.run(build_from_config(cfg), name="rel", route_prefix="/rel", blocking=False)
     url = f"{served}/rel"
@@ -73,5 +84,5 @@ def served_rel(served, rel_artifact, tmp_path_factory):
         time.sleep(0.5)
     else:
         raise TimeoutError("the reliability app did not start")
-    yield url
+    yield RelApp(url, keys, rel_artifact)
     serve.delete("rel")

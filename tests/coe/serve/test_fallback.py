@@ -157,3 +157,16 @@ async def test_stream_failing_after_start_raises_coe_error_and_cancels():
 def test_clamp_max_tokens():
     assert clamp_max_tokens({"max_tokens": 100}, CFG.expert("general")) == {"max_tokens": 8}
     assert clamp_max_tokens({"max_tokens": 3}, CFG.expert("general")) == {"max_tokens": 3}
+
+
+def test_wrapped_backpressure_counts_as_overload():
+    from coe.serve.fallback import classify
+
+    try:
+        try:
+            raise BackPressureError(num_queued_requests=1, max_queued_requests=1)
+        except BackPressureError as inner:
+            raise RuntimeError("wrapped") from inner
+    except RuntimeError as outer:
+        assert classify(outer) == "overloaded"
+    assert classify(TimeoutError()) == "timeout" and classify(ValueError()) == "failed"

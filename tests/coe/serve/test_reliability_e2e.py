@@ -9,24 +9,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.coe.serve.conftest import KEYS
-
 pytestmark = pytest.mark.slow
 CODE = "Write a Python function that reverses a list"
+LONG = "Count from 1 to 500, one number after another, separated by commas."
 HISTORY = "Who was the first emperor of Rome and how did he come to power after the civil wars?"
 
 
-def auth(name):
-    return {"Authorization": f"Bearer {KEYS[name][1]}"}
-
-
-def chat(url, who="alice", timeout=120, **body):
+def chat(app, who="alice", timeout=120, **body):
     body = {"model": "coe", "max_tokens": 4, "messages": [{"role": "user", "content": "hi"}]} | body
-    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=auth(who), timeout=timeout)
+    return httpx.post(f"{app.url}/v1/chat/completions", json=body, headers=app.auth(who), timeout=timeout)
 
 
-def ask(url, prompt, **body):
-    return chat(url, messages=[{"role": "user", "content": prompt}], **body)
+def ask(app, prompt, **body):
+    return chat(app, messages=[{"role": "user", "content": prompt}], **body)
 
 
 def openai_error(r, status, type_=None):
@@ -38,13 +33,13 @@ def openai_error(r, status, type_=None):
     return err
 
 
-def experts(url):
-    data = httpx.get(f"{url}/v1/experts", headers=auth("root"), timeout=30).json()["data"]
+def experts(app):
+    data = httpx.get(f"{app.url}/v1/experts", headers=app.auth("root"), timeout=30).json()["data"]
     return {e["name"]: e for e in data}
 
 
-def good_request_works(url):
-    r = chat(url, model="general")
+def good_request_works(app):
+    r = chat(app, model="general")
     assert r.status_code == 200, r.text
     assert r.json()["choices"][0]["message"]["content"] is not None
 
@@ -55,28 +50,28 @@ def sse_events(r):
 
 # ---- auth ------------------------------------------------------------------------------------------------
 def test_auth_cases(served_rel):
-    url = served_rel
+    app, url = served_rel, served_rel.url
     assert httpx.get(f"{url}/health").status_code == 200
     openai_error(httpx.get(f"{url}/v1/models"), 401, "authentication_error")
     wrong = "coe-not-a-real-key-but-long-enough"
     err = openai_error(httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {wrong}"}), 401)
     assert wrong not in err["message"]
-    assert httpx.get(f"{url}/v1/models", headers=auth("alice")).status_code == 200
-    openai_error(httpx.post(f"{url}/v1/experts/general/load", headers=auth("alice")), 403, "permission_error")
-    openai_error(httpx.get(f"{url}/v1/experts", headers=auth("alice")), 403)
-    assert set(experts(url)) == {"general", "broken", "flaky", "slow"}
-    good_request_works(url)
+    assert httpx.get(f"{url}/v1/models", headers=app.auth("alice")).status_code == 200
+    openai_error(httpx.post(f"{url}/v1/experts/general/load", headers=app.auth("alice")), 403, "permission_error")
+    openai_error(httpx.get(f"{url}/v1/experts", headers=app.auth("alice")), 403)
+    assert set(experts(app)) == {"general", "broken", "flaky", "slow"}
+    good_request_works(app)
 
 
 def test_rate_limit_per_key(served_rel):
-    url = served_rel
-    statuses = [httpx.get(f"{url}/v1/models", headers=auth("bob")).status_code for _ in range(40)]
+    app, url = served_rel, served_rel.url
+    statuses = [httpx.get(f"{url}/v1/models", headers=app.auth("bob")).status_code for _ in range(40)]
     assert 429 in statuses and statuses[0] == 200
-    r = httpx.get(f"{url}/v1/models", headers=auth("bob"))
+    r = httpx.get(f"{url}/v1/models", headers=app.auth("bob"))
     openai_error(r, 429, "rate_limit_error")
     time.sleep(int(r.headers["retry-after"]))
-    assert httpx.get(f"{url}/v1/models", headers=auth("bob")).status_code == 200
-    good_request_works(url)  # alice was never limited
+    assert httpx.get(f"{url}/v1/models", headers=app.auth("bob")).status_code == 200
+    good_request_works(app)  # alice was never limited
 
 
 # ---- input hygiene ---------------------------------------------------------------------------------------
@@ -85,49 +80,52 @@ def test_rate_limit_per_key(served_rel):
     ("/v1/experts/general/offload?tier=ram", 400),
 ])
 def test_names_are_checked_against_the_config(served_rel, path, status):
-    openai_error(httpx.post(f"{served_rel}{path}", headers=auth("root"), timeout=30), status)
+    app = served_rel
+    openai_error(httpx.post(f"{app.url}{path}", headers=app.auth("root"), timeout=30), status)
     good_request_works(served_rel)
 
 
-def test_router_reload_refuses_an_altered_artifact(served_rel, rel_artifact):
-    url = served_rel
-    r = httpx.post(f"{url}/v1/router/reload", headers=auth("root"), timeout=60)
+def test_router_reload_refuses_an_altered_artifact(served_rel):
+    app, url = served_rel, served_rel.url
+    r = httpx.post(f"{url}/v1/router/reload", headers=app.auth("root"), timeout=60)
     assert r.status_code == 200 and r.json()["status"] == "reloaded"
-    meta = Path(rel_artifact) / "meta.json"
+    meta = app.artifact / "meta.json"
     original = meta.read_bytes()
     try:
         meta.write_bytes(original.replace(b"computer_science", b"computer_sciencf", 1))
-        err = openai_error(httpx.post(f"{url}/v1/router/reload", headers=auth("root"), timeout=60), 409)
+        err = openai_error(httpx.post(f"{url}/v1/router/reload", headers=app.auth("root"), timeout=60), 409)
         assert str(meta) in err["message"] and "sha256" in err["message"]
-        assert ask(url, CODE).status_code == 200  # the old router keeps serving
+        assert ask(app, HISTORY).status_code == 200  # the old router keeps serving
     finally:
         meta.write_bytes(original)
-    assert httpx.post(f"{url}/v1/router/reload", headers=auth("root"), timeout=60).status_code == 200
+    assert httpx.post(f"{url}/v1/router/reload", headers=app.auth("root"), timeout=60).status_code == 200
 
 
 # ---- fallback and circuit breakers -----------------------------------------------------------------------
 def test_failing_expert_falls_back_then_breaker_opens_and_probes(served_rel):
-    url = served_rel
-    started = experts(url)["broken"]["generations"]["started"]
-    r = ask(url, CODE)
+    app, url = served_rel, served_rel.url
+    state = experts(app)["broken"]
+    assert state["breaker"] == "closed"  # no earlier test sent anything to `broken`
+    started = state["generations"]["started"]
+    r = ask(app, CODE)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["model"] == r.headers["x-coe-expert"] == "general"
     assert body["coe"]["reason"].startswith("fallback: expert 'broken' failed"), body["coe"]
     assert "category=computer_science" in body["coe"]["reason"]
-    with httpx.stream("POST", f"{url}/v1/chat/completions", headers=auth("alice"), timeout=120, json={
+    with httpx.stream("POST", f"{url}/v1/chat/completions", headers=app.auth("alice"), timeout=120, json={
             "model": "coe", "max_tokens": 4, "stream": True, "messages": [{"role": "user", "content": CODE}]}) as s:
         s.read()
     events = sse_events(s)
     assert '"reason": "fallback: expert \'broken\' failed' in events[0] and events[-1] == "[DONE]"
-    state = experts(url)["broken"]
+    state = experts(app)["broken"]
     assert state["breaker"] == "open" and state["generations"]["started"] == started + 2
-    r = ask(url, CODE)  # open: broken is not even tried
+    r = ask(app, CODE)  # open: broken is not even tried
     assert r.json()["coe"]["reason"].startswith("fallback: expert 'broken' open (circuit open)")
-    assert experts(url)["broken"]["generations"]["started"] == started + 2
+    assert experts(app)["broken"]["generations"]["started"] == started + 2
     time.sleep(4.2)  # half-open: one probe goes to broken, fails, and the breaker opens again
-    assert ask(url, CODE).json()["coe"]["reason"].startswith("fallback: expert 'broken' failed")
-    state = experts(url)["broken"]
+    assert ask(app, CODE).json()["coe"]["reason"].startswith("fallback: expert 'broken' failed")
+    state = experts(app)["broken"]
     assert state["breaker"] == "open" and state["generations"]["started"] == started + 3
 
 
@@ -138,26 +136,26 @@ def test_direct_request_to_a_failing_expert_is_503(served_rel):
 
 
 def test_breaker_closes_when_the_expert_recovers(served_rel):
-    url = served_rel
-    r = ask(url, HISTORY)
+    app, url = served_rel, served_rel.url
+    r = ask(app, HISTORY)
     assert r.json()["model"] == "flaky", r.json()["coe"]  # routed there while healthy
-    assert httpx.post(f"{url}/v1/experts/flaky/offload", headers=auth("root"), timeout=60).json()["tier"] == "host"
+    assert httpx.post(f"{url}/v1/experts/flaky/offload", headers=app.auth("root"), timeout=60).json()["tier"] == "host"
     for _ in range(2):
-        reason = ask(url, HISTORY).json()["coe"]["reason"]
+        reason = ask(app, HISTORY).json()["coe"]["reason"]
         assert reason.startswith("fallback: expert 'flaky' failed"), reason
-    assert experts(url)["flaky"]["breaker"] == "open"
-    assert httpx.post(f"{url}/v1/experts/flaky/load", headers=auth("root"), timeout=60).json()["tier"] == "device"
+    assert experts(app)["flaky"]["breaker"] == "open"
+    assert httpx.post(f"{url}/v1/experts/flaky/load", headers=app.auth("root"), timeout=60).json()["tier"] == "device"
     time.sleep(4.2)
-    r = ask(url, HISTORY)
+    r = ask(app, HISTORY)
     assert r.json()["model"] == "flaky" and not r.json()["coe"]["reason"].startswith("fallback")
-    assert experts(url)["flaky"]["breaker"] == "closed"
+    assert experts(app)["flaky"]["breaker"] == "closed"
 
 
 # ---- timeouts, queues, cancellation ----------------------------------------------------------------------
-def wait_idle(url, expert, timeout=20.0):
+def wait_idle(app, expert, timeout=20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        gens = experts(url)[expert]["generations"]
+        gens = experts(app)[expert]["generations"]
         if gens["active"] == 0:
             return gens
         time.sleep(0.2)
@@ -165,19 +163,20 @@ def wait_idle(url, expert, timeout=20.0):
 
 
 def test_timeout_is_504_and_stops_the_generation(served_rel):
-    url = served_rel
-    before = experts(url)["slow"]["generations"]
-    err = openai_error(chat(url, model="slow", max_tokens=500), 504, "timeout")
+    app = served_rel
+    before = experts(app)["slow"]["generations"]
+    err = openai_error(ask(app, LONG, model="slow", max_tokens=500), 504, "timeout")
     assert "slow" in err["message"]
-    after = wait_idle(url, "slow")
+    after = wait_idle(app, "slow")
     assert after["cancelled"] == before["cancelled"] + 1 and after["finished"] == before["finished"]
-    good_request_works(url)
+    good_request_works(app)
 
 
 def test_stream_that_fails_after_start_ends_with_an_error_event(served_rel):
-    with httpx.stream("POST", f"{served_rel}/v1/chat/completions", headers=auth("alice"), timeout=60, json={
+    app = served_rel
+    with httpx.stream("POST", f"{app.url}/v1/chat/completions", headers=app.auth("alice"), timeout=60, json={
             "model": "slow", "max_tokens": 500, "stream": True,
-            "messages": [{"role": "user", "content": "Tell me a very long story."}]}) as s:
+            "messages": [{"role": "user", "content": LONG}]}) as s:
         s.read()
     assert s.status_code == 200
     events = sse_events(s)
@@ -188,37 +187,37 @@ def test_stream_that_fails_after_start_ends_with_an_error_event(served_rel):
 
 
 async def test_full_expert_queue_is_429_not_unbounded(served_rel):
-    url = served_rel
+    app, url = served_rel, served_rel.url
     body = {"model": "general", "max_tokens": 24, "messages": [{"role": "user", "content": "Count to twenty."}]}
-    async with httpx.AsyncClient(timeout=120, headers=auth("alice")) as client:
+    async with httpx.AsyncClient(timeout=120, headers=app.auth("alice")) as client:
         rs = await asyncio.gather(*(client.post(f"{url}/v1/chat/completions", json=body) for _ in range(8)))
     codes = sorted(r.status_code for r in rs)
-    assert codes.count(200) >= 3 and 429 in codes, codes  # 1 running + 2 queued (+ timing slack)
+    assert codes.count(200) >= 3 and 429 in codes, [r.text for r in rs]  # 1 running + 2 queued (+ slack)
     full = next(r for r in rs if r.status_code == 429)
     assert openai_error(full, 429)["code"] == "expert_overloaded" and full.headers["retry-after"]
-    good_request_works(url)
+    good_request_works(app)
 
 
 def test_client_disconnect_cancels_generation(served_rel):
-    url = served_rel
-    before = wait_idle(url, "general")
+    app, url = served_rel, served_rel.url
+    before = wait_idle(app, "general")
     t0 = time.monotonic()
-    with httpx.stream("POST", f"{url}/v1/chat/completions", headers=auth("alice"), timeout=60, json={
+    with httpx.stream("POST", f"{url}/v1/chat/completions", headers=app.auth("alice"), timeout=60, json={
             "model": "general", "max_tokens": 500, "stream": True,
-            "messages": [{"role": "user", "content": "Write a very long essay about rivers."}]}) as s:
+            "messages": [{"role": "user", "content": LONG}]}) as s:
         lines = s.iter_lines()
         got = [next(lines) for _ in range(6)]  # a few content events, then hang up
     assert any('"content"' in g for g in got)
-    after = wait_idle(url, "general")
+    after = wait_idle(app, "general")
     assert after["cancelled"] == before["cancelled"] + 1 and after["finished"] == before["finished"]
     assert time.monotonic() - t0 < 20  # 500 tokens would take far longer than the cancel did
-    good_request_works(url)
+    good_request_works(app)
 
 
 def test_secrets_never_reach_the_logs(served_rel):
     import ray
 
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
-    keys = [k for _, k in KEYS.values()]
+    keys = [k for _, k in served_rel.keys.values()]
     leaks = [p.name for p in logs.rglob("*") if p.is_file() and any(k in p.read_text(errors="ignore") for k in keys)]
     assert leaks == []
