@@ -55,6 +55,14 @@ def classify(err: BaseException) -> str:
     return "failed"
 
 
+def cancel_quietly(response: Any) -> None:
+    """Best-effort cancel of a pool call; Ray's cancel() re-raises the call's own error (e.g. a full queue)."""
+    try:
+        response.cancel()
+    except Exception as err:  # the call had already ended, with this error
+        log.debug("cancel of a finished call", extra={"error": type(err).__name__})
+
+
 def final_error(failures: list[AttemptFailed]) -> CoeError:
     """The client's answer when no expert could answer: 504, 429 or 503 after the last attempt's kind."""
     last = failures[-1]
@@ -164,13 +172,13 @@ class ExpertCaller:
             result = await asyncio.wait_for(response, timeout)
         except asyncio.CancelledError:  # the client went away: stop the generation too
             if response is not None:
-                response.cancel()
+                cancel_quietly(response)
             self.record(expert.name, breaker, "cancelled")
             raise
         except Exception as err:
-            if response is not None:
-                response.cancel()
             kind = classify(err)
+            if kind == "timeout":  # still running in the pool: stop it (off the loop, cancel may block)
+                await asyncio.to_thread(cancel_quietly, response)
             self.record(expert.name, breaker, kind)
             log.warning("expert call failed", extra={"expert": expert.name, "kind": kind,
                                                      "error": type(err).__name__})
@@ -186,13 +194,13 @@ class ExpertCaller:
             first = await asyncio.wait_for(gen.__anext__(), timeout)
         except asyncio.CancelledError:
             if gen is not None:
-                gen.cancel()
+                cancel_quietly(gen)
             self.record(expert.name, breaker, "cancelled")
             raise
         except Exception as err:
-            if gen is not None:
-                gen.cancel()
             kind = classify(err)
+            if kind == "timeout":
+                await asyncio.to_thread(cancel_quietly, gen)
             self.record(expert.name, breaker, kind)
             raise AttemptFailed(expert.name, kind, type(err).__name__ if kind == "failed" else "") from None
         # The whole stream is one attempt: it ends at the expert's timeout or the request deadline.
@@ -229,5 +237,5 @@ class ExpertStream:
             raise ExpertUnavailable(f"expert {self.expert.name!r} failed mid-stream: {type(err).__name__}",
                                     code="expert_failed") from None
         finally:
-            self.gen.cancel()
+            cancel_quietly(self.gen)
             self.caller.record(self.expert.name, self.breaker, outcome)

@@ -28,8 +28,10 @@ class FakeResponse:
     def __await__(self):
         return self.task.__await__()
 
-    def cancel(self):
+    def cancel(self):  # like Ray's: re-raises the error of a call that already failed
         self.cancelled = True
+        if self.task.done() and not self.task.cancelled() and self.task.exception():
+            raise self.task.exception()
         self.task.cancel()
 
 
