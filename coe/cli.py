@@ -17,6 +17,8 @@ COMMAND_MODULES = [
     "coe.commands.data",
     "coe.commands.routing_eval",
     "coe.commands.retrieval",
+    "coe.commands.keys",
+    "coe.commands.bench_load",
 ]
 
 

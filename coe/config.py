@@ -75,6 +75,8 @@ class ExpertConfig(_Strict):
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
     max_queued_requests: int = Field(64, ge=1)
+    max_ongoing_requests: int = Field(8, ge=1, description="requests a replica holds at once; more wait in the queue")
+    timeout_s: float | None = Field(None, gt=0, description="per-attempt limit; unset: reliability.expert_timeout_s")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions)
     fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
 
@@ -149,6 +151,39 @@ class RayConfig(_Strict):
     route_prefix: str = "/"
 
 
+# ---- reliability and security (issue 8) ---------------------------------------------------------------------
+class AuthConfig(_Strict):
+    """Where API keys come from; plain keys only ever in the environment, the file holds salted hashes."""
+
+    keys_file: Path | None = Field(None, description="lines from `coe keys hash`: name scope salt hash")
+    keys_env: str = Field("COE_API_KEYS", description="comma-separated plain keys with scope 'user'")
+    admin_keys_env: str = Field("COE_ADMIN_KEYS", description="comma-separated plain keys with scope 'admin'")
+
+
+class RateLimitConfig(_Strict):
+    """Token bucket per API key (per client address when auth is off), per gateway replica."""
+
+    requests_per_s: float | None = Field(20.0, gt=0, description="None: no rate limit")
+    burst: int = Field(40, ge=1)
+
+
+class BreakerConfig(_Strict):
+    """Per-expert circuit breaker: opens after consecutive failures, probes again after a pause."""
+
+    failure_threshold: int = Field(3, ge=1)
+    reset_after_s: float = Field(30.0, gt=0)
+    half_open_probes: int = Field(1, ge=1)
+
+
+class ReliabilityConfig(_Strict):
+    """Fallback, timeouts, rate limits and circuit breakers of the gateway."""
+
+    fallback_expert: str | None = Field(None, description="unset: router.general_expert")
+    expert_timeout_s: float = Field(60.0, gt=0, description="one expert attempt; the fallback gets what is left")
+    rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
+
+
 class CoeConfig(_Strict):
     """The whole system."""
 
@@ -158,6 +193,8 @@ class CoeConfig(_Strict):
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     retrieval: RetrievalConfig | None = None
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
 
     @field_validator("experts")
     @classmethod
@@ -182,7 +219,14 @@ class CoeConfig(_Strict):
         bad = {a: e for a, e in self.router.expert_aliases.items() if e not in names}
         if bad:
             raise ValueError(f"router.expert_aliases names unknown experts: {bad}")
+        fallback = self.reliability.fallback_expert
+        if fallback is not None and fallback not in names:
+            raise ValueError(f"reliability.fallback_expert {fallback!r} is not an expert ({sorted(names)})")
         return self
+
+    @property
+    def fallback_expert(self) -> str:
+        return self.reliability.fallback_expert or self.router.general_expert
 
     @property
     def expert_names(self) -> list[str]:

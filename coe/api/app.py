@@ -7,9 +7,12 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.middleware.base import BaseHTTPMiddleware
 
 from coe.api.errors import CoeError, error_body
+from coe.api.guard import Guard
+from coe.api.openapi import document_responses
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -54,10 +57,19 @@ def create_app() -> FastAPI:
                   description="Composition-of-Experts router with an OpenAI-compatible API")
     app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
     app.add_middleware(BodySizeLimit)
+    app.add_middleware(Guard)  # added last = runs first: auth and rate limit before any body is read
+    document_responses(app)
 
     @app.exception_handler(CoeError)
     async def _coe_error(_: Request, exc: CoeError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        # Unknown paths (404) and methods (405) answer in OpenAI's shape like every other error.
+        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(exc.status_code, str(exc.detail), type_), status_code=exc.status_code,
+                            headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,6 +43,11 @@ class NotFound(CoeError):
     type = "not_found_error"
 
 
+class Conflict(CoeError):
+    status = 409
+    type = "invalid_request_error"
+
+
 class PayloadTooLarge(CoeError):
     status = 413
     type = "invalid_request_error"

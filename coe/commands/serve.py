@@ -20,6 +20,7 @@ def register(sub, groups) -> None:  # noqa: ANN001
 
 def run(args: argparse.Namespace) -> int:
     from coe.commands.setup import ensure_router_artifact
+    from coe.serve.reliability import auth_status
     from coe.serve.runner import run_app, shutdown
 
     cfg = load_config(args.config)
@@ -27,12 +28,14 @@ def run(args: argparse.Namespace) -> int:
         cfg.server.host = args.host
     if args.port is not None:
         cfg.server.port = args.port
+    auth_status(cfg)  # refuse a non-loopback host without API keys before starting anything
     ensure_router_artifact(cfg)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         url = run_app(cfg, address=args.address)
         print(f"coe is serving {len(cfg.experts)} experts at {url}/v1 (Ctrl-C to stop)", flush=True)
+        print(f"coe: {auth_status(cfg)}", flush=True)
         while not stop.wait(1.0):
             pass
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ from ray.serve import Application
 from coe.config import AutoscalingConfig, CoeConfig, ExpertConfig, ResourcesConfig, load_config, parse_config
 from coe.serve.expert_pool import ExpertPool
 from coe.serve.gateway import Gateway
+from coe.serve.reliability import checked_keys
 from coe.serve.retriever_pool import RetrieverPool
 from experts.paths import REPO_ROOT
 
@@ -41,7 +42,7 @@ def pool_deployment_options(pool: str, experts: list[ExpertConfig]) -> dict[str,
     opts: dict[str, Any] = {
         "name": f"expert-{pool}",
         "ray_actor_options": actor_options(lead.resources),
-        "max_ongoing_requests": 8,
+        "max_ongoing_requests": lead.max_ongoing_requests,
         "max_queued_requests": lead.max_queued_requests,
         "health_check_period_s": 10,
         "graceful_shutdown_timeout_s": 30,
@@ -72,7 +73,8 @@ def build_from_config(cfg: CoeConfig) -> Application:
             name="retriever", ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=64,
         ).bind(cfg.retrieval.model_dump(mode="json"))
     gateway = Gateway.options(**gateway_deployment_options(cfg))
-    return gateway.bind(cfg.model_dump(mode="json"), pools, retriever)
+    keys = checked_keys(cfg)  # salted hashes only; refuses a non-loopback host without keys (coe/api/auth.py)
+    return gateway.bind(cfg.model_dump(mode="json"), pools, retriever, keys.to_data())
 
 
 def config_path(path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 from coe.config import ExpertConfig, MemoryConfig
 from coe.serve.backends import build_backend
+from coe.serve.pool_stats import GenerationStats
 from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message, Tier
 from experts.memory import ExpertQueues, MemoryBusyError, QueueFullError, TierBudgets, TierManager, make_policy
 from experts.memory.dispatcher import AffinityDispatcher
@@ -49,6 +50,7 @@ class ExpertPool:
         self.configs = {e["name"]: ExpertConfig.model_validate(e) for e in experts}
         self.memory = MemoryConfig.model_validate(memory or {})
         self.backends: dict[str, LLMBackend] = {n: build_backend(c) for n, c in self.configs.items()}
+        self.stats = GenerationStats()
         mem = self.memory
         self.manager = TierManager(
             TierBudgets(device=mem.device_bytes, host=mem.host_bytes, acquire_timeout_s=mem.acquire_timeout_s),
@@ -88,9 +90,10 @@ class ExpertPool:
         last = Chunk(text="")
         try:
             async with self._running(expert) as backend:
-                async for chunk in backend.generate(to_generation_request(payload)):
-                    parts.append(chunk.text)
-                    last = chunk
+                with self.stats.track(expert):
+                    async for chunk in backend.generate(to_generation_request(payload)):
+                        parts.append(chunk.text)
+                        last = chunk
         except (QueueFullError, MemoryBusyError) as err:
             return memory_error(err)
         out = chunk_dict(last)
@@ -101,8 +104,9 @@ class ExpertPool:
         """Token deltas as they come; the last item carries finish_reason and usage."""
         try:
             async with self._running(expert) as backend:
-                async for chunk in backend.generate(to_generation_request(payload)):
-                    yield chunk_dict(chunk)
+                with self.stats.track(expert):
+                    async for chunk in backend.generate(to_generation_request(payload)):
+                        yield chunk_dict(chunk)
         except (QueueFullError, MemoryBusyError) as err:
             yield memory_error(err)
 
@@ -113,8 +117,8 @@ class ExpertPool:
         self.manager.record_route(expert)
         return self.manager.prefetch(expert)
 
-    async def move(self, expert: str, tier: Tier) -> dict[str, Any]:
-        """Admin: load (to device) or offload (to host/disk) one expert; refuses while it is pinned."""
+    async def set_tier(self, expert: str, tier: Tier) -> list[dict[str, Any]]:
+        """Admin: load (to device) or offload (to host/disk) one expert through the TierManager."""
         if expert not in self.backends:
             raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
         if tier == "device":
@@ -122,7 +126,8 @@ class ExpertPool:
                 pass
         else:
             await self.manager.demote(expert, tier)
-        return (await self.describe())[list(self.backends).index(expert)]
+        log.info("expert moved", extra={"expert": expert, "tier": tier})
+        return await self.describe()
 
     async def memory_snapshot(self) -> dict[str, Any]:
         return self.manager.snapshot()
@@ -131,6 +136,6 @@ class ExpertPool:
         snap = self.manager.experts_state()
         return [
             {"name": n, "pool": self.pool, "backend": b.info.backend, "tier": b.tier,
-             "params": b.info.params, "bytes": b.info.nbytes} | snap.get(n, {})
+             "params": b.info.params, "bytes": b.info.nbytes, "generations": self.stats.of(n)} | snap.get(n, {})
             for n, b in self.backends.items()
         ]

@@ -23,12 +23,16 @@ from coe.api.schemas import (
     chat_completion,
 )
 from coe.config import CHAT_ROUTER_MODEL, RETRIEVER_MODEL, CoeConfig, ExpertConfig
+from coe.serve import reliability
+from coe.serve.admin import admin
+from coe.serve.fallback import ExpertStream
 from coe.serve.metrics import GatewayMetrics
 from coe.serve.routing import RouterHolder
 from routers.base import RouteDecision
 
 log = logging.getLogger(__name__)
 app = create_app()
+app.include_router(admin)  # admin endpoints (scope admin): coe/serve/admin.py
 
 
 def last_user_text(req: ChatCompletionRequest) -> str:
@@ -72,11 +76,13 @@ def _sse(obj: dict[str, Any]) -> str:
 class Gateway:
     """The single front door; holds the router in-process and a DeploymentHandle per expert pool."""
 
-    def __init__(self, config: dict[str, Any], pools: dict[str, Any], retriever: Any = None) -> None:
+    def __init__(self, config: dict[str, Any], pools: dict[str, Any], retriever: Any = None,
+                 auth: list[dict[str, str]] | None = None) -> None:
         self.cfg = CoeConfig.model_validate(config)
         self.pools = pools
         self.retriever = retriever
         self.metrics = GatewayMetrics()
+        self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
         self.router = RouterHolder(self.cfg)
         self.router.warm_up()
         app.state.max_body_bytes = self.cfg.server.max_body_bytes
@@ -117,15 +123,21 @@ class Gateway:
             check_limits(body, self.cfg)
             decision, route_ms = await self.decide(body)
             expert_name = decision.expert
+            self.prefetch(self.cfg.expert(decision.expert))
+            payload = self.payload(body, resolve_max_tokens(body, self.cfg.expert(decision.expert)))
+            # reliability: deadline, circuit breaker, fallback expert (coe/serve/fallback.py)
+            routed, deadline = body.model == CHAT_ROUTER_MODEL, self.caller.deadline(time.monotonic())
+            if body.stream:
+                opened, decision = await self.caller.open_stream(decision, routed, payload, deadline)
+            else:
+                result, decision = await self.caller.complete(decision, routed, payload, deadline)
+            expert_name = decision.expert
             expert = self.cfg.expert(decision.expert)
-            self.prefetch(expert)
-            payload = self.payload(body, resolve_max_tokens(body, expert))
             headers = decision_headers(decision, route_ms)
             coe_info = decision.as_dict() | {"route_ms": round(route_ms, 3)}
             if body.stream:
-                stream = self.stream_chat(expert, payload, coe_info)
+                stream = self.stream_chat(expert, opened, coe_info)
                 return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-            result = await self.call_expert(expert, payload)
             usage = Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
                           total_tokens=result["prompt_tokens"] + result["completion_tokens"])
             self.count_tokens(expert.name, usage)
@@ -145,34 +157,15 @@ class Gateway:
         if self.cfg.memory.tiered and self.cfg.memory.prefetch_on_route:
             self.pools[expert.pool_name].prefetch.remote(expert.name)  # fire and forget
 
-    async def call_expert(self, expert: ExpertConfig, payload: dict[str, Any]) -> dict[str, Any]:
-        handle = self.pools[expert.pool_name]
-        try:
-            out = await asyncio.wait_for(handle.generate.remote(expert.name, payload),
-                                         self.cfg.server.request_timeout_s)
-        except TimeoutError:
-            raise Timeout(f"expert {expert.name!r} did not answer within "
-                          f"{self.cfg.server.request_timeout_s:.0f} s") from None
-        except CoeError:
-            raise
-        except Exception as err:
-            log.warning("expert call failed", extra={"expert": expert.name, "error": str(err)})
-            raise ExpertUnavailable(f"expert {expert.name!r} failed: {type(err).__name__}") from None
-        if "error" in out:
-            raise error_from_dict(out["error"])
-        return out
-
-    async def stream_chat(self, expert: ExpertConfig, payload: dict[str, Any],
+    async def stream_chat(self, expert: ExpertConfig, opened: ExpertStream,
                           coe_info: dict[str, Any]) -> AsyncIterator[str]:
-        """SSE: a role chunk with the decision, content deltas, a final chunk with usage, then [DONE]."""
+        """SSE: a role chunk with the decision, content deltas, a final chunk with usage, then [DONE];
+        a failure after the start ends the stream with an OpenAI-shaped error event before [DONE]."""
         rid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         yield _sse(chat_chunk(rid, created, expert.name, {"role": "assistant", "content": ""}, None, coe_info))
-        gen = self.pools[expert.pool_name].options(stream=True).stream.remote(expert.name, payload)
+        items = opened.items()
         try:
-            async for item in gen:
-                if "error" in item:
-                    yield _sse(error_from_dict(item["error"]).body())
-                    break
+            async for item in items:
                 if item["text"]:
                     yield _sse(chat_chunk(rid, created, expert.name, {"content": item["text"]}, None))
                 if item["finish_reason"]:
@@ -181,12 +174,14 @@ class Gateway:
                                   total_tokens=item["prompt_tokens"] + item["completion_tokens"])
                     self.count_tokens(expert.name, usage)
                     yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], usage=usage))
+        except CoeError as err:
+            yield _sse(err.body())
         except Exception as err:
             log.warning("stream failed", extra={"expert": expert.name, "error": str(err)})
             yield _sse(ExpertUnavailable(f"expert {expert.name!r} failed mid-stream: "
                                          f"{type(err).__name__}").body())
         finally:
-            gen.cancel()
+            await items.aclose()
         yield "data: [DONE]\n\n"
 
     def count_tokens(self, expert: str, usage: Usage) -> None:
@@ -224,30 +219,6 @@ class Gateway:
         calls = [asyncio.wait_for(getattr(self.pools[n], method).remote(*args), 10) for n in names]
         results = await asyncio.gather(*calls, return_exceptions=True)
         return {n: r for n, r in zip(names, results, strict=True) if not isinstance(r, BaseException)}
-
-    # ---- admin: experts and their memory tiers -------------------------------
-    @app.get("/v1/experts")
-    async def experts(self) -> dict[str, Any]:
-        described = await self.pool_calls("describe")
-        return {"object": "list", "data": [e for pool in self.pools if pool in described for e in described[pool]]}
-
-    @app.post("/v1/experts/{name}/{action}")
-    async def move_expert(self, name: str, action: str, tier: str | None = None) -> dict[str, Any]:
-        if name not in self.cfg.expert_names:
-            raise NotFound(f"expert {name!r} does not exist; available: {self.cfg.expert_names}", "name")
-        targets = {"load": ("device",), "offload": ("host", "disk")}
-        if action not in targets:
-            raise NotFound(f"unknown action {action!r}; use load or offload", "action")
-        dst = tier or targets[action][0]
-        if dst not in targets[action]:
-            raise BadRequest(f"{action} takes tier in {list(targets[action])}, got {dst!r}", "tier")
-        try:
-            return await asyncio.wait_for(
-                self.pools[self.cfg.expert(name).pool_name].move.remote(name, dst), self.cfg.server.request_timeout_s)
-        except TimeoutError:
-            raise Timeout(f"moving expert {name!r} did not finish in time") from None
-        except Exception as err:
-            raise ExpertUnavailable(f"could not {action} expert {name!r}: {err}") from None
 
     # ---- retrieval -----------------------------------------------------------
     def _retriever(self) -> Any:

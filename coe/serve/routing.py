@@ -39,9 +39,9 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
 class RouterHolder:
     """The router of model='coe'; refuses to start when the artifact names experts the config lacks."""
 
-    def __init__(self, cfg: CoeConfig) -> None:
+    def __init__(self, cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> None:
         self.cfg = cfg
-        self.router = build_router(cfg)
+        self.router = build_router(cfg, encoder)
         aliases = cfg.router.expert_aliases
         self.router.category_map = {c: aliases.get(e, e) for c, e in self.router.category_map.items()}
         unknown = sorted(set(self.router.category_map.values()) - set(cfg.expert_names))
