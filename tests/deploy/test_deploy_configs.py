@@ -58,6 +58,12 @@ def serve_app() -> Any:
     return ServeDeploySchema.model_validate(load("serve.yaml")).applications[0]
 
 
+@pytest.fixture(autouse=True)
+def api_keys(monkeypatch):
+    """The cluster config serves on 0.0.0.0, which coe refuses without API keys (deploy/README.md)."""
+    monkeypatch.setenv("COE_API_KEYS", "test-key-0123456789abcdef0123456789")
+
+
 def test_serve_config_passes_serve_schema_and_builds():
     from ray.serve._private.build_app import build_app as serve_build
 
