@@ -19,6 +19,7 @@ from experts.llm.base import (
     apply_stop,
     completion_prompt,
 )
+from experts.memory import torch_moves as tm
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class TransformersBackend:
         elif tier == "host":
             if self._model is None:
                 self._materialise()
-            self._host_state = _capture_tensors(self._model)
+            self._host_state = tm.capture(self._model, pin=self.device.startswith("cuda"))
             self._model = None
         else:
             self._model = None
@@ -112,14 +113,14 @@ class TransformersBackend:
             self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         dtype = "auto" if self.dtype == "auto" else getattr(torch, self.dtype)
         if self._host_state is not None and self._config is not None:
-            with torch.device("meta"):
-                model = AutoModelForCausalLM.from_config(self._config, dtype=dtype)
-            _restore_tensors(model, self._host_state)
+            config = self._config
+            model = tm.restore(tm.meta_module(lambda: AutoModelForCausalLM.from_config(config, dtype=dtype)),
+                               self._host_state)
             self._host_state = None
         else:
             model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
         self._config = model.config
-        self._model = model.to(self.device).eval()
+        self._model = tm.to_device(model, self.device).eval()
         unique = {p.data_ptr(): p for p in self._model.parameters()}  # tied weights share storage: count once
         self.info.params = sum(p.numel() for p in unique.values())
         self.info.nbytes = sum(p.numel() * p.element_size() for p in unique.values())
@@ -236,27 +237,6 @@ class TransformersBackend:
         logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), dim=-1)
         target = ids[0, 1:]
         return float(logp[torch.arange(len(target)), target][-n_tail:].sum())
-
-
-def _capture_tensors(model: Any) -> dict[str, Any]:
-    """Every parameter and buffer (non-persistent ones too, e.g. rotary tables), moved to host memory."""
-    out = {f"p:{n}": p.detach().to("cpu") for n, p in model.named_parameters(remove_duplicate=False)}
-    out |= {f"b:{n}": b.to("cpu") for n, b in model.named_buffers(remove_duplicate=False)}
-    return out
-
-
-def _restore_tensors(model: Any, tensors: dict[str, Any]) -> None:
-    """Puts captured tensors back into a meta-initialised module without copying them."""
-    import torch
-
-    for key, tensor in tensors.items():
-        kind, name = key.split(":", 1)
-        owner, _, leaf = name.rpartition(".")
-        module = model.get_submodule(owner) if owner else model
-        if kind == "p":
-            module._parameters[leaf] = torch.nn.Parameter(tensor, requires_grad=False)
-        else:
-            module._buffers[leaf] = tensor
 
 
 class _StopStream:
