@@ -1,7 +1,7 @@
 """Admin endpoints (scope `admin`, enforced by coe.api.guard): expert tiers and router reload.
 
-Load/offload move an expert's backend between tiers directly through its pool; once the memory TierManager
-is wired into the pools they should go through it. Names come from the URL and are only ever looked up in
+Load/offload move an expert between memory tiers through its pool's TierManager (refused while it is
+pinned by requests). Names come from the URL and are only ever looked up in
 the config, never turned into paths.
 """
 
