@@ -25,9 +25,11 @@ from routers.glider import ARTIFACT_KIND, ARTIFACT_VERSION
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-WRITER_SYSTEM = "You describe tasks. Answer with one instruction sentence and nothing else."
-WRITER_PROMPT = ("Here are examples of one task:\n\n{examples}\n\n"
-                 "Write one instruction that describes this kind of task, starting with 'Answer'.")
+# Measured on the MMLU examples: SmolLM2-135M answers the questions whatever the wording; Qwen2.5-Coder-0.5B
+# writes usable instructions with this prompt ("Answer questions about factor groups, ..."), hence the default.
+WRITER_SYSTEM = "You are a helpful assistant. You do not answer questions; you describe what skill they test."
+WRITER_PROMPT = ("Below are example questions from one task.\n\n{examples}\n\nDo not answer them. In one sentence, "
+                 "write an instruction for this task of the form 'Answer questions about <topic>, ...'.")
 MAX_EXAMPLE_CHARS = 400
 
 
@@ -116,8 +118,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write GLIDER task instructions and save the artifact")
     parser.add_argument("--config", default="configs/train/coe.yaml")
     parser.add_argument("--coe-artifact", default="artifacts/coe-router")
-    parser.add_argument("--writer", default="registry:smollm2-135m-instruct")
-    parser.add_argument("--examples", type=int, default=3)
+    parser.add_argument("--writer", default="registry:qwen2.5-coder-0.5b-instruct")
+    parser.add_argument("--examples", type=int, default=4)
     parser.add_argument("--out", default="artifacts/glider-router")
     args = parser.parse_args(argv)
     run(args.config, args.coe_artifact, args.writer, args.examples, args.out,

@@ -158,3 +158,12 @@ def test_artifact_round_trip_keeps_editable_instruction_texts(tmp_path):
     scorer = load_global_scorer(tmp_path / "g", AxisEncoder(), aliases={"e1": "one"})
     assert scorer.experts == ["one", "e2"] and scorer.instructions["one"] == "x1 y0 z0 ignored"
     assert scorer.scores(np.array([[1.0, 0.0, 0.0]]))[0] == pytest.approx([1.0, 1.0])
+
+
+def test_decision_dict_shows_a_mixture_only():
+    from routers.base import RouteDecision
+
+    single = RouteDecision("e1", "a", 0.9, "r", weights={"e1": 1.0})
+    assert "weights" not in single.as_dict()
+    mixed = RouteDecision("e1", "a", 0.6, "r", weights={"e1": 0.612345, "e2": 0.387655})
+    assert mixed.as_dict()["weights"] == {"e1": 0.6123, "e2": 0.3877}
