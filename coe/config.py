@@ -91,10 +91,23 @@ class ExpertConfig(_Strict):
         return self.pool or self.name
 
 
+class GliderConfig(_Strict):
+    """GLIDER on top of the CoE classifier (routers/glider.py): logits = log p_local + alpha * cos(E_i, q)."""
+
+    artifact: Path = Path("artifacts/glider-router")
+    alpha: float = Field(1.0, ge=0, description="weight of the global (instruction-similarity) score")
+    top_k: int = Field(1, ge=1, description="experts kept in RouteDecision.weights; the top one serves")
+    instruction_mode: Literal["cheap", "llm"] = Field(
+        "cheap", description="cheap: q embeds the prompt; llm: q embeds an instruction an expert writes per task")
+    instruction_expert: str | None = Field(None, description="the expert that writes llm-mode instructions; "
+                                           "unset: router.general_expert")
+    cache_size: int = Field(1024, ge=1, description="task instructions kept (LRU) in llm mode")
+
+
 class RouterConfig(_Strict):
     """The router behind model="coe"."""
 
-    type: Literal["coe"] = "coe"
+    type: Literal["coe", "glider"] = "coe"
     artifact: Path = Path("artifacts/coe-router")
     encoder: str = "registry:all-minilm-l6-v2"
     general_expert: str
@@ -104,6 +117,7 @@ class RouterConfig(_Strict):
     category_map: dict[str, str] = Field(default_factory=dict, description="overrides the artifact's map")
     expert_aliases: dict[str, str] = Field(
         default_factory=dict, description="artifact expert name -> expert of this config (reuse a trained map)")
+    glider: GliderConfig = Field(default_factory=GliderConfig, description="used when type is glider")
 
 
 class ServerConfig(_Strict):
@@ -219,6 +233,9 @@ class CoeConfig(_Strict):
         bad = {a: e for a, e in self.router.expert_aliases.items() if e not in names}
         if bad:
             raise ValueError(f"router.expert_aliases names unknown experts: {bad}")
+        writer = self.router.glider.instruction_expert
+        if writer is not None and writer not in names:
+            raise ValueError(f"router.glider.instruction_expert {writer!r} is not an expert ({sorted(names)})")
         fallback = self.reliability.fallback_expert
         if fallback is not None and fallback not in names:
             raise ValueError(f"reliability.fallback_expert {fallback!r} is not an expert ({sorted(names)})")

@@ -27,12 +27,15 @@ class RouteDecision:
     weights: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "expert": self.expert,
             "category": self.category,
             "confidence": round(float(self.confidence), 4),
             "reason": self.reason,
         }
+        if len(self.weights) > 1:  # a mixing router (GLIDER top-k) shows its mixture; single choices stay as before
+            out["weights"] = {name: round(float(w), 4) for name, w in self.weights.items()}
+        return out
 
 
 @runtime_checkable

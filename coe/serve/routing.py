@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from coe.config import CoeConfig
+from coe.config import CoeConfig, ExpertConfig
 from experts.embed.encoder import SentenceEncoder
 from experts.paths import REPO_ROOT
 from routers.base import RouteDecision, RouteInput
@@ -33,7 +33,38 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
     )
     if rc.min_confidence is not None:
         router.min_confidence = rc.min_confidence
+    if rc.type == "glider":
+        return build_glider(cfg, router)
     return router
+
+
+def build_glider(cfg: CoeConfig, local: Any) -> Any:
+    """GLIDER over the CoE classifier; llm mode loads the writer expert in-process (off the pools) at start-up."""
+    from routers.glider import GliderRouter, load_global_scorer
+
+    gc = cfg.router.glider
+    writer = None
+    if gc.instruction_mode == "llm":
+        writer = instruction_writer(cfg.expert(gc.instruction_expert or cfg.router.general_expert))
+    scorer = load_global_scorer(artifact_path(gc.artifact), local.encoder, gc.instruction_mode, writer,
+                                aliases=cfg.router.expert_aliases, cache_size=gc.cache_size)
+    unknown = sorted(set(scorer.experts) - set(cfg.expert_names))
+    if unknown:
+        raise ValueError(f"glider artifact {gc.artifact} has instructions for experts missing from the config: "
+                         f"{unknown} (map them with router.expert_aliases)")
+    return GliderRouter(local, scorer, alpha=gc.alpha, top_k=gc.top_k)
+
+
+def instruction_writer(expert: ExpertConfig) -> Any:
+    """A private transformers copy of an expert that writes task instructions (greedy, short)."""
+    from experts.llm.registry_models import resolve_model
+    from experts.llm.transformers_backend import TransformersBackend
+    from routers.train.glider import BackendWriter, run_coroutine
+
+    backend = TransformersBackend(f"{expert.name}-glider-writer", resolve_model(expert.model), dtype="float32",
+                                  chat_template=expert.chat_template, context_length=expert.context_length)
+    run_coroutine(backend.start())
+    return BackendWriter(backend)
 
 
 class RouterHolder:
@@ -56,5 +87,10 @@ class RouterHolder:
         return self.router.route([RouteInput(text=text)])[0]
 
     def describe(self) -> dict[str, Any]:
-        return {"type": self.cfg.router.type, "artifact": str(self.cfg.router.artifact),
-                "general_expert": self.cfg.router.general_expert}
+        out: dict[str, Any] = {"type": self.cfg.router.type, "artifact": str(self.cfg.router.artifact),
+                               "general_expert": self.cfg.router.general_expert}
+        if self.cfg.router.type == "glider":
+            cache = self.router.global_scorer.cache
+            out["glider"] = self.cfg.router.glider.model_dump(mode="json") | {
+                "instruction_cache": {"hits": cache.hits, "misses": cache.misses, "size": len(cache)}}
+        return out

@@ -1,0 +1,63 @@
+"""A GLIDER-routed request through the real Serve app: a second app (router.type glider) on the session's Ray,
+whose decision equals the one the same router makes in-process, with its top-2 mixture in the `coe` object."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[3]
+PROMPT = "Write a Python function that returns the n-th Fibonacci number."
+
+
+def glider_config(default_config):
+    cfg = default_config.model_copy(deep=True)
+    cfg.router.type = "glider"
+    cfg.router.glider.artifact = ROOT / "artifacts" / "glider-router"
+    cfg.router.glider.alpha = 4.0
+    cfg.router.glider.top_k = 2
+    cfg.ray.app_name = "coe-glider"
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def glider_app(served, default_config):
+    from ray import serve
+
+    from coe.serve.app import build_from_config
+
+    cfg = glider_config(default_config)
+    serve.run(build_from_config(cfg), name="coe-glider", route_prefix="/glider", blocking=False)
+    url = f"{served}/glider"
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    yield url, cfg
+    serve.delete("coe-glider")
+
+
+def test_glider_decision_through_serve(glider_app):
+    from coe.serve.routing import RouterHolder
+
+    url, cfg = glider_app
+    expected = RouterHolder(cfg).route_one(PROMPT)
+    r = httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
+        "model": "coe", "max_tokens": 8, "messages": [{"role": "user", "content": PROMPT}]})
+    assert r.status_code == 200, r.text
+    coe = r.json()["coe"]
+    assert coe["expert"] == expected.expert == r.headers["x-coe-expert"] == r.json()["model"]
+    assert coe["reason"] == expected.reason and coe["reason"].startswith("glider: alpha=4 ")
+    assert coe["weights"] == expected.weights and len(coe["weights"]) == 2
+    assert sum(coe["weights"].values()) == pytest.approx(1.0, abs=1e-3)
+    health = httpx.get(f"{url}/health").json()["router"]
+    assert health["type"] == "glider" and health["glider"]["top_k"] == 2
+    assert health["glider"]["instruction_mode"] == "cheap"
