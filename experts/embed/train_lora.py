@@ -103,10 +103,12 @@ def _forward(encoder: ExpertQueryEncoder, texts: list[str]):  # noqa: ANN202
 
 def train_query_adapter(
     expert: str, sets: list[TrainingSet], encoder: ExpertQueryEncoder, cfg: LoraTrainConfig,
+    progress: bool = False,
 ) -> dict[str, object]:
     """Add and train adapter `expert` on `encoder`; returns a training report (steps, loss, seconds)."""
     import torch
     import torch.nn.functional as F
+    from tqdm import tqdm
 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
@@ -123,7 +125,7 @@ def train_query_adapter(
         sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / 10) * (1 - s / steps))
         encoder.model.train()
         weights = [len(p.texts) for p in pools]
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc=f"adapter {expert}", disable=not progress):
             pool = rng.choices(pools, weights=weights)[0]  # batches stay within one dataset
             texts, docs, mask = _batch(pool, cfg.batch_size, rng)
             q = _forward(encoder, texts)

@@ -66,7 +66,7 @@ def train_adapter(expert: str, datasets: list[str | Path], out: Path, cfg: LoraT
         split = load_split(folder, "train", name=Path(str(ds)).name)
         sets.append(TrainingSet(split, dataset_index(split.name, folder, encoder)))
         splits.append(split)
-    report = train_query_adapter(expert, sets, encoder, cfg)
+    report = train_query_adapter(expert, sets, encoder, cfg, progress=True)
     meta = {"expert": expert, "base_encoder": encoder_ref, "datasets": [s.name for s in splits],
             "train_config": cfg.model_dump(), "report": report}
     save_adapter(out, encoder.adapter_weights(expert), cfg.lora, meta,

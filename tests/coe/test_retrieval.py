@@ -118,9 +118,10 @@ def test_scifact_known_query_finds_its_judged_document() -> None:
     cfg = cfg.model_copy(update={"corpora": {"scifact": cfg.corpora["scifact"]}})
     service = RetrievalService(cfg)
     query = "0-dimensional biomaterials show inductive properties."  # SciFact test query 1 -> doc 31715818
-    for expert in (None, "base", "scifact"):
+    for expert in (None, "base", *cfg.experts):
         result = service.retrieve("scifact", [query], top_k=10, expert=expert)[0]
         assert "31715818" in [h.id for h in result.hits], expert
     routed = service.retrieve("scifact", [query], top_k=10)[0]
     assert routed.decision.expert in service.expert_names()
-    assert routed.decision.scores and routed.timings_ms["route_ms"] > 0
+    if service.router is not None:
+        assert set(routed.decision.scores) == set(service.router.experts) and routed.timings_ms["route_ms"] > 0
