@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "coe.commands.retrieval",
     "coe.commands.keys",
     "coe.commands.bench_load",
+    "coe.commands.glider",
 ]
 
 
