@@ -26,7 +26,8 @@ def coe_field(resp) -> dict:
 
 def test_models_lists_router_and_every_expert(client, default_config):
     ids = {m.id for m in client.models.list().data}
-    retrieval = {"coe-retriever", "coe-retriever/base", *(f"coe-retriever/{e}" for e in default_config.retrieval.experts)}
+    experts = default_config.retrieval.experts
+    retrieval = {"coe-retriever", "coe-retriever/base", *(f"coe-retriever/{e}" for e in experts)}
     assert ids == {"coe", *default_config.expert_names} | retrieval
 
 
