@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +29,9 @@ class LoRAWeights:
 
 class MoErgingLinear(nn.Module):
     """W₀h + Σ top-k-renormalised w̃ᵢ LoRAᵢ(h), the weights from LayerNorm-ed gate similarity plus α × global."""
+
+    scaling: torch.Tensor
+    global_scores: torch.Tensor
 
     def __init__(self, base: nn.Linear, experts: Sequence[LoRAWeights], gates: torch.Tensor,
                  alpha: float = 0.0, top_k: int = 2, capture: bool = False) -> None:
@@ -74,7 +78,7 @@ class MoErgingLinear(nn.Module):
         return self.base(h) + (mix * delta).sum(dim=-2)
 
 
-def lora_from_peft(module: nn.Module, adapter: str = "default") -> tuple[nn.Linear, LoRAWeights]:
+def lora_from_peft(module: Any, adapter: str = "default") -> tuple[nn.Linear, LoRAWeights]:
     """The base linear and one adapter's LoRA weights out of a peft `LoraLayer` (for building experts)."""
     base = module.get_base_layer()
     a = module.lora_A[adapter].weight.detach()
