@@ -79,6 +79,7 @@ class ExpertConfig(_Strict):
     timeout_s: float | None = Field(None, gt=0, description="per-attempt limit; unset: reliability.expert_timeout_s")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions)
     fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
+    fail_while_file: str | None = Field(None, description="testing only: generations raise while this file exists")
 
     @model_validator(mode="after")
     def _limits(self) -> ExpertConfig:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +32,40 @@ def served(default_config):
 
     cfg = default_config.model_copy(deep=True)
     cfg.server.port = free_port()
+    # Logical CPUs are placement only: side apps (reliability, GLIDER, tiered) run beside the default one, and
+    # with the default's 4 their replicas would wait for CPUs forever on a 2-core machine.
+    cfg.ray.num_cpus = 32
     url = run_app(cfg)
     yield url
     shutdown()
+
+
+def deploy_side_app(cfg, base_url: str, timeout_s: float = 600) -> str:
+    """Deploy a second app on the session's Ray and proxy (route prefix cfg.ray.route_prefix); wait for /health.
+
+    Fails with the app's Serve status instead of hanging when it cannot start (Serve's own wait has no limit).
+    """
+    from ray import serve
+
+    from coe.serve.app import build_from_config
+
+    name, prefix = cfg.ray.app_name, cfg.ray.route_prefix
+    serve._run(build_from_config(cfg), name=name, route_prefix=prefix, _blocking=False)
+    url = f"{base_url}{prefix}"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    status = serve.status().applications.get(name)
+    serve.delete(name)
+    raise TimeoutError(f"side app {name!r} not healthy within {timeout_s:.0f} s: {status}")
+
+
+@pytest.fixture(scope="session")
+def deploy_side(served):
+    """deploy_side(cfg) -> base URL of a side app on the session's Ray (see deploy_side_app)."""
+    return lambda cfg: deploy_side_app(cfg, served)

@@ -38,7 +38,7 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(1.0, gt=0, le=1)
     stop: str | list[str] | None = None
     stream: bool = False
-    seed: int | None = None
+    seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="a 64-bit integer")
     n: int = Field(1, ge=1, le=1, description="coe returns one choice")
     user: str | None = None
 

@@ -32,4 +32,5 @@ def build_backend(cfg: ExpertConfig, device: str = "cpu") -> LLMBackend:
     return TransformersBackend(
         cfg.name, path, dtype=cfg.dtype, chat_template=cfg.chat_template, device=device,
         context_length=cfg.context_length, fail_on_purpose=cfg.fail_on_purpose,
+        fail_while_file=cfg.fail_while_file,
     )

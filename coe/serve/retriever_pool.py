@@ -62,7 +62,8 @@ class RetrieverPool:
         if missing:
             return missing
         if len(queries) == 1:
-            return {"data": [await self._retrieve_batch((corpus, queries[0], top_k, expert))]}
+            one = await self._retrieve_batch((corpus, queries[0], top_k, expert))
+            return one if "error" in one else {"data": [one]}  # a request error of the batch is this request's
         try:
             return {"data": [r.as_dict() for r in self.service.retrieve(corpus, queries, top_k, expert)]}
         except RetrievalRequestError as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -53,6 +54,7 @@ class TransformersBackend:
         device: str = "cpu",
         context_length: int = 2048,
         fail_on_purpose: bool = False,
+        fail_while_file: str | None = None,
     ) -> None:
         self.name = name
         self.model_path = model_path
@@ -61,6 +63,7 @@ class TransformersBackend:
         self.device = device
         self.context_length = context_length
         self.fail_on_purpose = fail_on_purpose
+        self.fail_while_file = fail_while_file
         self.info = BackendInfo(name=name, backend="transformers", model=model_path,
                                 nbytes=weights_nbytes(model_path))
         self._model: Any = None
@@ -142,6 +145,8 @@ class TransformersBackend:
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if self.fail_on_purpose:
             raise BackendError(f"expert {self.name!r} is configured to fail (fail_on_purpose)")
+        if self.fail_while_file and os.path.exists(self.fail_while_file):
+            raise BackendError(f"expert {self.name!r} is configured to fail while {self.fail_while_file} exists")
         async with self._lock:
             self._require_model()
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -56,6 +56,7 @@ def test_malformed_json(client):
     (good(temperature=5), "temperature"),
     (good(messages="hello"), "messages"),
     (good(stop=["a", "b", "c", "d", "e"]), "at most 4"),
+    (good(seed=2**64), "seed"),
 ])
 def test_bad_fields_are_named(client, body, needle):
     r = client.post("/v1/chat/completions", json=body)

@@ -1,18 +1,16 @@
 """A second Serve app for reliability tests, beside the default one (one Ray per pytest process).
 
 It shares the session's Ray and HTTP proxy (route prefix /rel) and has auth on, a rate limit, and experts
-made to misbehave: `broken` (fail_on_purpose), `flaky` (offloaded by tests), `slow` (a 1.5 s timeout) and
+made to misbehave: `broken` (fail_on_purpose), `flaky` (fails while a switch file exists), `slow` (a 1.5 s timeout) and
 a `general` fallback with a tiny queue. All are SmolLM2-135M, the fastest embedded model.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from coe.api.auth import format_entry, make_entry, new_key
@@ -26,12 +24,13 @@ class RelApp:
     url: str
     keys: dict[str, tuple[str, str]]  # name -> (scope, plain key)
     artifact: Path
+    flaky_switch: Path  # while this file exists, `flaky` fails every generation
 
     def auth(self, name: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[name][1]}"}
 
 
-def rel_config(artifact, keys_file):
+def rel_config(artifact, keys_file, flaky_switch):
     from coe.config import parse_config
 
     small = {"num_cpus": 0.25}
@@ -40,7 +39,7 @@ def rel_config(artifact, keys_file):
             {"name": "general", "model": SMOL, "pool": "rel-a", "resources": small, "default_max_tokens": 16,
              "max_ongoing_requests": 1, "max_queued_requests": 2},
             {"name": "broken", "model": SMOL, "pool": "rel-b", "resources": small, "fail_on_purpose": True},
-            {"name": "flaky", "model": SMOL, "pool": "rel-b"},
+            {"name": "flaky", "model": SMOL, "pool": "rel-b", "fail_while_file": str(flaky_switch)},
             {"name": "slow", "model": SMOL, "pool": "rel-b", "timeout_s": 1.5},
         ],
         "router": {"artifact": str(artifact), "general_expert": "general", "min_confidence": 0.2,
@@ -62,27 +61,15 @@ def rel_artifact(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def served_rel(served, rel_artifact, tmp_path_factory):
+def served_rel(deploy_side, rel_artifact, tmp_path_factory):
     """The reliability app: its base URL and API keys (auth is on)."""
     from ray import serve
-
-    from coe.serve.app import build_from_config
 
     keys = {"alice": ("user", new_key()), "bob": ("user", new_key()), "root": ("admin", new_key())}
     keys_file = tmp_path_factory.mktemp("keys") / "keys.txt"
     keys_file.write_text("".join(format_entry(make_entry(n, s, k)) + "\n" for n, (s, k) in keys.items()))
-    cfg = rel_config(rel_artifact, keys_file)
-    serve.run(build_from_config(cfg), name="rel", route_prefix="/rel", blocking=False)
-    url = f"{served}/rel"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    else:
-        raise TimeoutError("the reliability app did not start")
-    yield RelApp(url, keys, rel_artifact)
+    flaky_switch = keys_file.parent / "flaky-fails"
+    cfg = rel_config(rel_artifact, keys_file, flaky_switch)
+    url = deploy_side(cfg)
+    yield RelApp(url, keys, rel_artifact, flaky_switch)
     serve.delete("rel")

@@ -3,7 +3,6 @@ whose decision equals the one the same router makes in-process, with its top-2 m
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -21,26 +20,16 @@ def glider_config(default_config):
     cfg.router.glider.alpha = 4.0
     cfg.router.glider.top_k = 2
     cfg.ray.app_name = "coe-glider"
+    cfg.ray.route_prefix = "/glider"
     return cfg
 
 
 @pytest.fixture(scope="module")
-def glider_app(served, default_config):
+def glider_app(deploy_side, default_config):
     from ray import serve
 
-    from coe.serve.app import build_from_config
-
     cfg = glider_config(default_config)
-    serve.run(build_from_config(cfg), name="coe-glider", route_prefix="/glider", blocking=False)
-    url = f"{served}/glider"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    url = deploy_side(cfg)
     yield url, cfg
     serve.delete("coe-glider")
 

@@ -3,8 +3,6 @@ them all; alternating routed requests swap them, answers stay the same, and the 
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -15,10 +13,8 @@ HOST_BYTES = 1_900_000_000  # not all three either: the disk tier is used too
 
 
 @pytest.fixture(scope="module")
-def tiered(served, default_config):
+def tiered(deploy_side, default_config):
     from ray import serve
-
-    from coe.serve.app import build_from_config
 
     cfg = default_config.model_copy(deep=True)
     for e in cfg.experts:
@@ -26,16 +22,8 @@ def tiered(served, default_config):
     cfg.memory.device_bytes = DEVICE_BYTES
     cfg.memory.host_bytes = HOST_BYTES
     cfg.ray.app_name = "coe-tiered"
-    serve.run(build_from_config(cfg), name="coe-tiered", route_prefix="/tiered", blocking=False)
-    url = f"{served}/tiered"
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    cfg.ray.route_prefix = "/tiered"
+    url = deploy_side(cfg)
     yield url
     serve.delete("coe-tiered")
 

@@ -52,6 +52,7 @@ def test_embeddings_and_corpora(served):
     ({"corpus": "scifact", "query": "x", "top_k": 1001}, 400, "top_k"),
     ({"corpus": "scifact", "query": "x", "queries": ["y"]}, 400, "query"),
     ({"corpus": "scifact", "query": "x", "expert": "nobody"}, 404, "expert"),
+    ({"corpus": "nope", "query": "x", "expert": "nobody"}, 404, "corpus"),
 ])
 def test_bad_retrieve_requests(served, body, status, param):
     r = post(served, "/v1/retrieve", body)
