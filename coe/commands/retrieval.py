@@ -31,6 +31,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
 
     p = groups["eval"].add_parser("beir", help="nDCG@10 / recall@100 of base, experts, multitask, routers, oracle")
     p.add_argument("datasets", nargs="*", help="dataset names or BEIR folders (default: all seven)")
+    p.add_argument("--datasets", dest="datasets_csv", default=None,
+                   help="the same as a comma-separated list: DIR[,DIR...]")
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument("--plot", default=None, help="write a PNG bar chart here")
     p.set_defaults(func=run_eval_beir)
@@ -102,5 +104,6 @@ def run_train_router(args: argparse.Namespace) -> int:
 def run_eval_beir(args: argparse.Namespace) -> int:
     from eval.beir import run_beir_eval
 
-    run_beir_eval(args.datasets or None, json_path=args.json, plot_path=args.plot)
+    datasets = list(args.datasets) + [d for d in (args.datasets_csv or "").split(",") if d.strip()]
+    run_beir_eval(datasets or None, json_path=args.json, plot_path=args.plot)
     return 0
