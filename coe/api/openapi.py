@@ -35,11 +35,18 @@ CHAT_COMPLETION_SCHEMA = {
         "coe": {"type": "object", "required": ["expert", "reason"]},
     },
 }
+# One server-sent event, as OpenAPI documents event streams (before 3.2 the media type's schema is one event):
+# `data` is a chat.completion.chunk as JSON, an error object, or the final `[DONE]`.
+SSE_EVENT_SCHEMA = {
+    "type": "object", "required": ["data"],
+    "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"},
+                   "retry": {"type": "integer"}},
+}
 SUCCESS = {
     ("post", "/v1/chat/completions"): {
         "description": "a completion, or with stream=true server-sent events ending in `data: [DONE]`",
         "content": {"application/json": {"schema": CHAT_COMPLETION_SCHEMA},
-                    "text/event-stream": {"schema": {"type": "string"}}}},
+                    "text/event-stream": {"schema": SSE_EVENT_SCHEMA}}},
 }
 
 

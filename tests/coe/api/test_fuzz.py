@@ -8,6 +8,7 @@ case costs milliseconds to a second on CPU; the whole run stays within a few min
 
 from __future__ import annotations
 
+import time
 import zlib
 
 import pytest
@@ -54,12 +55,31 @@ def check_case(case) -> None:
                                                 content_type_conformance, response_schema_conformance])
 
 
-def test_api_never_fails_and_matches_its_schema(served):
+@pytest.fixture(scope="module")
+def operations(served) -> list:
+    return api_operations(served)  # fetched once: the fuzzing below drains this client's rate-limit bucket
+
+
+def test_api_never_fails_and_matches_its_schema(operations):
     # Driven through Hypothesis directly: schemathesis' pytest plugin breaks on this pytest version.
-    operations = api_operations(served)
     labels = {op.label for op in operations}
     assert {"POST /v1/chat/completions", "GET /v1/models", "GET /health"} <= labels, labels
     for operation in operations:
         fuzz = settings(max_examples=MAX_EXAMPLES, deadline=None, database=None,
                         suppress_health_check=list(HealthCheck))(given(case=operation.as_strategy())(check_case))
         fuzz()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_real_chat_answer_matches_its_schema(operations, stream):
+    """The documented success bodies (JSON and each SSE event) hold for a known-good request, every run."""
+    chat = next(op for op in operations if op.label == "POST /v1/chat/completions")
+    case = chat.Case(body={"model": "smollm2-135m", "max_tokens": 3, "stream": stream,
+                           "messages": [{"role": "user", "content": "Say hi"}]}, media_type="application/json")
+    for _ in range(30):  # after the fuzzing above, this client may be rate-limited for a moment
+        response = case.call_and_validate(timeout=120, checks=[not_a_server_error, status_code_conformance,
+                                                               content_type_conformance, response_schema_conformance])
+        if response.status_code != 429:
+            break
+        time.sleep(float(response.headers.get("retry-after", ["1"])[0]))
+    assert response.status_code == 200, response.text
