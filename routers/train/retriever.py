@@ -36,7 +36,8 @@ def dataset_folder(dataset: str | Path) -> Path:
     """A known dataset name (scifact, npl, …) or any folder in BEIR layout."""
     if str(dataset) in EVAL_DATASETS:
         return data_dir() / EVAL_DATASETS[str(dataset)]
-    return Path(dataset)
+    path = Path(dataset)  # a relative path that is not here resolves against COE_DATA_DIR, as in the config
+    return path if path.is_absolute() or path.exists() else data_dir() / path
 
 
 def dataset_index(name: str, folder: Path, encoder: ExpertQueryEncoder, index_root: Path | None = None

@@ -118,7 +118,7 @@ def test_scifact_known_query_finds_its_judged_document() -> None:
     cfg = cfg.model_copy(update={"corpora": {"scifact": cfg.corpora["scifact"]}})
     service = RetrievalService(cfg)
     query = "0-dimensional biomaterials show inductive properties."  # SciFact test query 1 -> doc 31715818
-    for expert in (None, "base", *cfg.experts):
+    for expert in (None, "base", "scifact"):  # routed, base and the in-domain expert (others may miss it)
         result = service.retrieve("scifact", [query], top_k=10, expert=expert)[0]
         assert "31715818" in [h.id for h in result.hits], expert
     routed = service.retrieve("scifact", [query], top_k=10)[0]
