@@ -153,8 +153,10 @@ def summarise(outcomes: list[Outcome], rss_start: int, rss_end: int, duration_s:
     accepted = [o for o in outcomes if 200 <= o.status < 300]
     lat = np.array([o.latency_s for o in accepted]) * 1000 if accepted else np.array([np.nan])
     by_kind: dict[str, int] = {}
+    by_status: dict[str, int] = {}  # what the 4xx were: the bad requests' 400s, 429s of full queues, ...
     for o in outcomes:
         by_kind[o.kind] = by_kind.get(o.kind, 0) + 1
+        by_status[str(o.status)] = by_status.get(str(o.status), 0) + 1
     return {
         "sent": len(outcomes),
         "status_2xx": len(accepted),
@@ -170,6 +172,7 @@ def summarise(outcomes: list[Outcome], rss_start: int, rss_end: int, duration_s:
         "rss_end_mb": round(rss_end / 2**20, 1),
         "rss_growth_ratio": round(rss_end / rss_start, 3) if rss_start else None,
         "by_kind": by_kind,
+        "by_status": dict(sorted(by_status.items())),
         "duration_s": duration_s,
     }
 

@@ -15,6 +15,15 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--port", type=int, default=None)
     p.set_defaults(func=run_routing)
 
+    p = groups["bench"].add_parser("retrieve", help="/v1/retrieve latency and queries/s, routed vs one expert")
+    p.add_argument("--config", default="configs/default.yaml")
+    p.add_argument("--corpus", default="scifact")
+    p.add_argument("--queries", type=int, default=300, help="single-query requests per run")
+    p.add_argument("--concurrency", type=int, action="append", help="repeatable (default: 1 and 16)")
+    p.add_argument("--expert", default=None, help="the expert of the direct runs (default: the first configured)")
+    p.add_argument("--json", default=None)
+    p.set_defaults(func=run_retrieve)
+
     p = groups["bench"].add_parser("memory", help="swap bandwidths and the eviction/scheduling trace replay")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None, help="PNG (default: beside --json)")
@@ -45,4 +54,12 @@ def run_routing(args: argparse.Namespace) -> int:
     if args.port is not None:
         cfg.server.port = args.port
     run(cfg, json_path=args.json, n_gateway=args.requests)
+    return 0
+
+
+def run_retrieve(args: argparse.Namespace) -> int:
+    from eval.bench_retrieve import run
+
+    run(load_config(args.config), corpus=args.corpus, n_queries=args.queries,
+        concurrencies=tuple(args.concurrency or (1, 16)), expert=args.expert, json_path=args.json)
     return 0
