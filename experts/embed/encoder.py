@@ -22,6 +22,8 @@ def resolve_encoder(ref: str) -> str:
         module = __import__(package)
     except ImportError as err:
         raise ImportError(f"encoder {name!r} needs the pip package {package.replace('_', '-')}") from err
+    if module.__file__ is None:
+        raise ImportError(f"encoder {name!r}: package {package} has no files (a namespace package?)")
     return str(Path(module.__file__).parent / "model")
 
 

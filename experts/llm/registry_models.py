@@ -291,7 +291,7 @@ def convert_gguf(spec: RegistryModel, source: Path, out: Path) -> dict[str, Any]
     if spec.chat_template and not tokenizer.chat_template:
         raise RegistryError(f"registry model {spec.name!r}: the GGUF tokenizer carries no chat template")
     # Dequantized weights are plain bf16: without this the saved config claims a GGUF quantization.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

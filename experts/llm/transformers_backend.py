@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from experts.llm.base import (
     BackendError,
@@ -212,7 +212,7 @@ class TransformersBackend:
         completion = int(out.shape[1]) - prompt_len
         if cancel.is_set() and not stream.stopped:
             raise _Cancelled
-        finish = "stop" if (stream.stopped or completion < request.max_tokens) else "length"
+        finish: Literal["stop", "length"] = "stop" if (stream.stopped or completion < request.max_tokens) else "length"
         log.debug("generated", extra={"expert": self.name, "tokens": completion, "s": time.perf_counter() - t0})
         return Chunk(text="", finish_reason=finish, prompt_tokens=prompt_len, completion_tokens=completion)
 
