@@ -70,18 +70,10 @@ def total_rss(procs: list[psutil.Process]) -> int:
     return total
 
 
-def retrieval_body(schema: dict[str, Any], text: str) -> dict[str, Any] | None:
-    """A request for /v1/retrieve built from the app's own schema (query text, first enum for choices)."""
-    op = schema.get("paths", {}).get("/v1/retrieve", {}).get("post")
-    if not op:
-        return None
-    ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema", {}).get("$ref", "")
-    body_schema = schema.get("components", {}).get("schemas", {}).get(ref.rsplit("/", 1)[-1], {})
-    body: dict[str, Any] = {"query": text, "top_k": 5}
-    for name, prop in body_schema.get("properties", {}).items():
-        if name in body_schema.get("required", []) and name not in body:
-            body[name] = prop["enum"][0] if "enum" in prop else text
-    return body
+def retrieval_body(corpora: list[dict[str, Any]], text: str) -> dict[str, Any] | None:
+    """A /v1/retrieve request on the first corpus the app reports as available (None: the app has none)."""
+    available = [c["name"] for c in corpora if c.get("available", True)]
+    return {"corpus": available[0], "query": text, "top_k": 5} if available else None
 
 
 class LoadRun:
@@ -115,7 +107,8 @@ class LoadRun:
                 return Outcome(kind, r.status_code, time.perf_counter() - t0, "error" in r.json())
             if kind == "retrieve":
                 r = await client.post("/v1/retrieve", json=self.retrieve | {"query": prompt})
-                return Outcome(kind, r.status_code, time.perf_counter() - t0, r.status_code < 300)
+                ok = r.status_code == 200 and bool(r.json()["data"][0]["results"])
+                return Outcome(kind, r.status_code, time.perf_counter() - t0, ok)
             body = {"model": "coe", "max_tokens": self.max_tokens, "stream": kind == "stream",
                     "messages": [{"role": "user", "content": prompt}]}
             if kind == "chat":
@@ -191,9 +184,10 @@ def run(cfg: CoeConfig, duration_s: float = 120, concurrency: int = 32, json_pat
     try:
         keys = [k for k in os.environ.get(cfg.auth.keys_env, "").split(",") if k.strip()]
         headers = {"Authorization": f"Bearer {keys[0].strip()}"} if keys else {}
-        schema = httpx.get(f"{url}/openapi.json", headers=headers, timeout=30).json()
+        r = httpx.get(f"{url}/v1/corpora", headers=headers, timeout=30)
+        corpora = r.json()["data"] if r.status_code == 200 else []
         load = LoadRun(url, headers, max_tokens, cfg.server.request_timeout_s + 30,
-                       retrieval_body(schema, PROMPTS[0]), seed)
+                       retrieval_body(corpora, PROMPTS[0]), seed)
         asyncio.run(load.run(5, 2))  # warm-up: every expert and the router have run once
         procs = ray_processes()
         rss_start = total_rss(procs)

@@ -1,6 +1,6 @@
 """The load benchmark's summary: statuses, lost answers and memory growth."""
 
-from eval.bench_load import Outcome, summarise
+from eval.bench_load import Outcome, retrieval_body, summarise
 
 
 def test_summary_counts_statuses_lost_answers_and_rss_growth():
@@ -13,3 +13,9 @@ def test_summary_counts_statuses_lost_answers_and_rss_growth():
     assert s["bad_requests_answered_4xx"] == 1
     assert s["p50_ms"] == 2000.0 and s["throughput_rps"] == 0.2
     assert s["rss_growth_ratio"] == 1.05
+
+
+def test_retrieval_requests_use_an_available_corpus():
+    corpora = [{"name": "gone", "available": False}, {"name": "scifact", "available": True}]
+    assert retrieval_body(corpora, "q") == {"corpus": "scifact", "query": "q", "top_k": 5}
+    assert retrieval_body([{"name": "gone", "available": False}], "q") is None
