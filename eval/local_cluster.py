@@ -160,15 +160,10 @@ def start_cluster(head: NodeSpec, workers: list[NodeSpec], temp_dir: Path | None
 
 
 def wait_http(url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
+    from coe.serve.runner import answers_200
+
+    if not answers_200(url, timeout_s):
+        raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
 
 
 # ---- the coe app on it, through `serve deploy` --------------------------------------------------------------

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import socket
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,18 +46,13 @@ def deploy_side_app(cfg, base_url: str, timeout_s: float = 600) -> str:
     from ray import serve
 
     from coe.serve.app import build_from_config
+    from coe.serve.runner import answers_200
 
     name, prefix = cfg.ray.app_name, cfg.ray.route_prefix
     serve._run(build_from_config(cfg), name=name, route_prefix=prefix, _blocking=False)
     url = f"{base_url}{prefix}"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return url
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
+    if answers_200(f"{url}/health", timeout_s):
+        return url
     status = serve.status().applications.get(name)
     serve.delete(name)
     raise TimeoutError(f"side app {name!r} not healthy within {timeout_s:.0f} s: {status}")

@@ -50,15 +50,22 @@ def run_app(cfg: CoeConfig, address: str | None = None, ready_timeout_s: float =
     serve.run(build_from_config(cfg), name=cfg.ray.app_name, route_prefix=cfg.ray.route_prefix,
               blocking=False)
     url = f"http://{probe_host(cfg.server.host, address or cfg.ray.address)}:{cfg.server.port}"
-    deadline = time.monotonic() + ready_timeout_s
+    if answers_200(f"{url}/health", ready_timeout_s):
+        return url
+    raise TimeoutError(f"coe did not become ready at {url} within {ready_timeout_s:.0f} s")
+
+
+def answers_200(url: str, timeout_s: float) -> bool:
+    """Poll `url` until it answers 200 (True) or the time is up (False)."""
+    deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
-                return url
+            if httpx.get(url, timeout=5).status_code == 200:
+                return True
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise TimeoutError(f"coe did not become ready at {url} within {ready_timeout_s:.0f} s")
+    return False
 
 
 def shutdown() -> None:
