@@ -15,6 +15,10 @@ class Message:
     content: str
 
 
+# Temperatures below this decode greedily, as vLLM does: dividing logits by a near-zero temperature overflows.
+SAMPLING_EPS = 1e-5
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
     """What a backend needs to generate; validated by the API layer before it gets here."""
@@ -25,6 +29,11 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+
+    @property
+    def samples(self) -> bool:
+        """False: greedy decoding (temperature 0 or too small to divide by)."""
+        return self.temperature >= SAMPLING_EPS
 
 
 @dataclass

@@ -198,7 +198,7 @@ class TransformersBackend:
                 return torch.full((ids.shape[0],), flag, dtype=torch.bool, device=ids.device)
 
         kwargs: dict[str, Any] = {"max_new_tokens": request.max_tokens, "pad_token_id": tok.eos_token_id}
-        if request.temperature > 0:
+        if request.samples:
             kwargs.update(do_sample=True, temperature=request.temperature, top_p=request.top_p)
             if request.seed is not None:
                 torch.manual_seed(request.seed)
