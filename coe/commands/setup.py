@@ -1,4 +1,4 @@
-"""`coe setup`: build what serving needs once (converted model weights, the router artifact)."""
+"""`coe setup`: build what serving needs once (converted model weights, the router artifact, corpus indexes)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ TRAIN_CONFIG = "configs/train/coe.yaml"
 
 
 def register(sub, groups) -> None:  # noqa: ANN001
-    p = sub.add_parser("setup", help="convert the registry models and train the router if absent")
+    p = sub.add_parser("setup", help="convert the registry models, train the router if absent, build corpus indexes")
     p.add_argument("--config", default="configs/default.yaml")
     p.set_defaults(func=run)
 
@@ -27,6 +27,21 @@ def ensure_router_artifact(cfg: CoeConfig) -> None:
     train_coe_router(TRAIN_CONFIG, path, command=f"coe train coe-router --config {TRAIN_CONFIG} --out {path}")
 
 
+def ensure_indexes(cfg: CoeConfig) -> None:
+    """Build the faiss index of every configured corpus here, on all cores, instead of in the retriever replica
+    (one CPU there); a corpus whose data is missing is only reported: the server answers it with 404."""
+    if cfg.retrieval is None:
+        return
+    from coe.retrieval import RetrievalService
+
+    service = RetrievalService(cfg.retrieval)
+    for corpus in cfg.retrieval.corpora:
+        try:
+            print(f"index {corpus}: {len(service.index(corpus).doc_ids)} documents", flush=True)
+        except FileNotFoundError as err:
+            print(f"index {corpus}: data missing ({err}); it will be served as 404", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from experts.llm.registry_models import build_all
 
@@ -35,4 +50,5 @@ def run(args: argparse.Namespace) -> int:
     for name, path in build_all(names).items():
         print(f"{name}: {path}")
     ensure_router_artifact(cfg)
+    ensure_indexes(cfg)
     return 0
