@@ -98,6 +98,16 @@ class RetrievalService:
                 self._docs[corpus] = load_corpus(folder)
             return self._indexes[corpus]
 
+    def load_indexes(self) -> dict[str, str]:
+        """Load or build every configured corpus index; returns {corpus: why} for those whose data is missing."""
+        missing: dict[str, str] = {}
+        for corpus in self.config.corpora:
+            try:
+                self.index(corpus)
+            except FileNotFoundError as err:
+                missing[corpus] = str(err)
+        return missing
+
     def expert_names(self) -> list[str]:
         return [BASE_EXPERT, *self.config.experts]
 

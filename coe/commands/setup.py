@@ -35,11 +35,12 @@ def ensure_indexes(cfg: CoeConfig) -> None:
     from coe.retrieval import RetrievalService
 
     service = RetrievalService(cfg.retrieval)
+    missing = service.load_indexes()
     for corpus in cfg.retrieval.corpora:
-        try:
+        if corpus in missing:
+            print(f"index {corpus}: data missing ({missing[corpus]}); it will be served as 404", flush=True)
+        else:
             print(f"index {corpus}: {len(service.index(corpus).doc_ids)} documents", flush=True)
-        except FileNotFoundError as err:
-            print(f"index {corpus}: data missing ({err}); it will be served as 404", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,13 +26,9 @@ class RetrieverPool:
     def __init__(self, retrieval: dict[str, Any]) -> None:
         self.service = RetrievalService(RetrievalConfig.model_validate(retrieval))
         self.service.load()
-        self.unavailable: dict[str, str] = {}
-        for corpus in self.service.config.corpora:
-            try:
-                self.service.index(corpus)
-            except FileNotFoundError as err:  # a dataset not present here: served as 404 until it is
-                self.unavailable[corpus] = str(err)
-                log.warning("corpus unavailable", extra={"corpus": corpus, "error": str(err)})
+        self.unavailable = self.service.load_indexes()  # a dataset not present here: served as 404 until it is
+        for corpus, why in self.unavailable.items():
+            log.warning("corpus unavailable", extra={"corpus": corpus, "error": why})
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.002)
     async def _retrieve_batch(self, items: list[tuple[str, str, int, str | None]]) -> list[dict[str, Any]]:

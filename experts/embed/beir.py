@@ -16,6 +16,10 @@ class BeirFormatError(ValueError):
     """A BEIR file that cannot be read; the message names the file and the line."""
 
 
+class BeirFileMissing(BeirFormatError, FileNotFoundError):
+    """A BEIR file that is not there: a dataset absent from this machine (the server answers it with 404)."""
+
+
 @dataclass(frozen=True)
 class Document:
     title: str
@@ -40,7 +44,7 @@ class BeirSplit:
 
 def _json_lines(path: Path) -> list[tuple[int, dict]]:
     if not path.is_file():
-        raise BeirFormatError(f"{path}: file not found")
+        raise BeirFileMissing(f"{path}: file not found")
     rows = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -93,7 +97,7 @@ def load_qrels(folder: str | Path, split: str) -> dict[str, dict[str, int]]:
     """Query id → {document id: relevance} from qrels/<split>.tsv (header line optional)."""
     path = Path(folder) / QRELS_DIR / f"{split}.tsv"
     if not path.is_file():
-        raise BeirFormatError(f"{path}: file not found (splits here: {available_splits(folder)})")
+        raise BeirFileMissing(f"{path}: file not found (splits here: {available_splits(folder)})")
     qrels: dict[str, dict[str, int]] = {}
     with path.open(encoding="utf-8", newline="") as fh:
         for lineno, row in enumerate(csv.reader(fh, delimiter="\t"), start=1):

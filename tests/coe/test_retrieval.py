@@ -125,3 +125,10 @@ def test_scifact_known_query_finds_its_judged_document() -> None:
     assert routed.decision.expert in service.expert_names()
     if service.router is not None:
         assert set(routed.decision.scores) == set(service.router.experts) and routed.timings_ms["route_ms"] > 0
+
+
+def test_load_indexes_reports_corpora_whose_data_is_missing(tmp_path) -> None:
+    cfg = RetrievalConfig(experts={}, router_artifact=None, corpora={"gone": {"path": str(tmp_path / "nowhere")}},
+                          index_dir=tmp_path / "idx")
+    missing = RetrievalService(cfg).load_indexes()
+    assert list(missing) == ["gone"] and "nowhere" in missing["gone"]
