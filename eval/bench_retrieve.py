@@ -17,7 +17,7 @@ import httpx
 import numpy as np
 
 from coe.config import CoeConfig
-from eval.stats import print_table, write_json
+from eval.stats import percentile_ms, print_table, write_json
 
 
 @dataclass
@@ -57,10 +57,10 @@ async def _drive(url: str, corpus: str, queries: list[str], concurrency: int, ex
 
 
 def _row(samples: Samples) -> dict[str, float]:
-    lat = np.asarray(samples.latency_s) * 1000
-    return {"p50_ms": round(float(np.percentile(lat, 50)), 2), "p99_ms": round(float(np.percentile(lat, 99)), 2),
-            "qps": round(len(lat) / samples.wall_s, 1), "route_ms_p50": round(float(np.median(samples.route_ms)), 2),
-            "errors": samples.errors}
+    return {"p50_ms": round(percentile_ms(samples.latency_s, 50), 2),
+            "p99_ms": round(percentile_ms(samples.latency_s, 99), 2),
+            "qps": round(len(samples.latency_s) / samples.wall_s, 1),
+            "route_ms_p50": round(float(np.median(samples.route_ms)), 2), "errors": samples.errors}
 
 
 def run(cfg: CoeConfig, corpus: str = "scifact", n_queries: int = 300, concurrencies: tuple[int, ...] = (1, 16),
