@@ -58,6 +58,15 @@ class VLLMOptions(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
+class MoErgingOptions(_Strict):
+    """Token-level GLIDER: the expert's model is the base, mixed per token with the LoRA experts of a gates artifact
+    (`coe train glider --token`); alpha and top_k default to the artifact's."""
+
+    artifact: Path = Field(description="a moerging-gates folder (it names the LoRA expert folders)")
+    alpha: float | None = Field(None, ge=0, description="weight of the global (instruction-similarity) score")
+    top_k: int | None = Field(None, ge=1, description="LoRA experts mixed per token and module")
+
+
 class ExpertConfig(_Strict):
     """One expert LLM: where its weights are, which backend runs it, how it is placed."""
 
@@ -78,6 +87,7 @@ class ExpertConfig(_Strict):
     max_ongoing_requests: int = Field(8, ge=1, description="requests a replica holds at once; more wait in the queue")
     timeout_s: float | None = Field(None, gt=0, description="per-attempt limit; unset: reliability.expert_timeout_s")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions)
+    moerging: MoErgingOptions | None = Field(None, description="serve as a MoErging expert (transformers only)")
     fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
     fail_while_file: str | None = Field(None, description="testing only: generations raise while this file exists")
 
@@ -85,6 +95,8 @@ class ExpertConfig(_Strict):
     def _limits(self) -> ExpertConfig:
         if self.default_max_tokens > self.max_tokens_limit:
             raise ValueError("default_max_tokens must be <= max_tokens_limit")
+        if self.moerging is not None and self.backend != "transformers":
+            raise ValueError("moerging needs backend: transformers (vLLM has no per-token LoRA mixing)")
         return self
 
     @property

@@ -25,6 +25,14 @@ class ChatMessage(BaseModel):
         return "".join(p.text for p in self.content)
 
 
+class CoeRequestOptions(BaseModel):
+    """coe's own request options, in the `coe` field (OpenAI clients send it with `extra_body`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    routing_trace: bool = Field(False, description="MoErging experts: return the per-module routing weights")
+
+
 class ChatCompletionRequest(BaseModel):
     """The subset of OpenAI's chat request that coe honours; unknown fields are ignored like OpenAI does."""
 
@@ -41,6 +49,7 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = Field(None, ge=-(2**63), le=2**63 - 1, description="a 64-bit integer")
     n: int = Field(1, ge=1, le=1, description="coe returns one choice")
     user: str | None = None
+    coe: CoeRequestOptions | None = None
 
     @field_validator("stop")
     @classmethod

@@ -1,27 +1,93 @@
-"""`coe train glider`: an expert LLM writes one task instruction per expert; saved as the glider-router artifact."""
+"""`coe train glider`, `coe train lora-expert`, `coe eval glider`: GLIDER at request level and token level."""
 
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
+
+
+def _command() -> str:
+    return "coe " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def register(sub, groups) -> None:  # noqa: ANN001
-    p = groups["train"].add_parser("glider", help="write and embed GLIDER task instructions per expert")
+    p = groups["train"].add_parser("glider", help="GLIDER: task instructions per expert (request level), or with "
+                                   "--token the gates and instructions of LoRA experts (MoErging)")
     p.add_argument("--config", default="configs/train/coe.yaml", help="training recipe (MMLU subjects, split)")
     p.add_argument("--coe-artifact", default="artifacts/coe-router", help="its map picks experts' examples")
     p.add_argument("--writer", default="registry:qwen2.5-coder-0.5b-instruct", help="the expert that writes")
     p.add_argument("--examples", type=int, default=4, help="examples shown per expert")
-    p.add_argument("--out", default="artifacts/glider-router")
+    p.add_argument("--out", default=None, help="default: artifacts/glider-router (artifacts/glider-moerging with "
+                   "--token)")
+    p.add_argument("--token", action="store_true", help="token level: train MoErging gates over LoRA experts")
+    p.add_argument("--experts", default="artifacts/lora-experts/scifact-title,artifacts/lora-experts/cisi-title,"
+                   "artifacts/lora-experts/cranfield-title", help="--token: comma-separated LoRA expert folders")
+    p.add_argument("--steps", type=int, default=100, help="--token: gate training steps")
+    p.add_argument("--alpha", type=float, default=10.0, help="--token: default weight of the global score")
+    p.add_argument("--top-k", type=int, default=2, help="--token: default experts mixed per token")
     p.set_defaults(func=run_glider)
+
+    p = groups["train"].add_parser("lora-expert", help="train a LoRA expert (all linear layers) on a task")
+    p.add_argument("task", help="a held-in task: scifact-title, cisi-title, cranfield-title")
+    p.add_argument("--base", default="registry:smollm2-135m-instruct")
+    p.add_argument("--out", default=None, help="default: artifacts/lora-experts/TASK")
+    p.add_argument("--steps", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.set_defaults(func=run_lora_expert)
+
+    p = groups["eval"].add_parser("glider", help="held-in / held-out accuracy of base, experts, local, global, "
+                                  "GLIDER and oracle; MoErging speed")
+    p.add_argument("--artifact", default="artifacts/glider-moerging")
+    p.add_argument("--limit", type=int, default=40, help="items per task")
+    p.add_argument("--alphas", default="3,10,30", help="GLIDER alpha sweep")
+    p.add_argument("--json", default=None)
+    p.add_argument("--plot", default=None)
+    p.set_defaults(func=run_eval_glider)
 
 
 def run_glider(args: argparse.Namespace) -> int:
-    from routers.train.glider import run
+    if args.token:
+        from experts.llm.gate_training import GateTrainConfig
+        from routers.train.moerging import build_moerging
 
-    command = (f"coe train glider --config {args.config} --coe-artifact {args.coe_artifact} "
-               f"--writer {args.writer} --examples {args.examples} --out {args.out}")
-    meta = run(args.config, args.coe_artifact, args.writer, args.examples, args.out, command)
+        out = args.out or "artifacts/glider-moerging"
+        meta = build_moerging([p for p in args.experts.split(",") if p], out, args.writer,
+                              GateTrainConfig(steps=args.steps), _command(), alpha=args.alpha, top_k=args.top_k)
+    else:
+        from routers.train.glider import run
+
+        out = args.out or "artifacts/glider-router"
+        meta = run(args.config, args.coe_artifact, args.writer, args.examples, out, _command())
     for expert, text in meta["instructions"].items():
         print(f"{expert}: {text}")
-    print(f"glider artifact written to {args.out} (instructions editable in {args.out}/meta.json)")
+    print(f"glider artifact written to {out} (instructions editable in {out}/meta.json)")
+    return 0
+
+
+def run_lora_expert(args: argparse.Namespace) -> int:
+    from experts.llm.lora_experts import LoraExpertTrainConfig
+    from routers.train.moerging import build_lora_expert
+
+    out = args.out or f"artifacts/lora-experts/{args.task}"
+    cfg = LoraExpertTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    meta = build_lora_expert(args.task, out, args.base, cfg, _command())
+    print(f"LoRA expert {args.task!r} written to {out}: {meta['stats']}")
+    return 0
+
+
+def run_eval_glider(args: argparse.Namespace) -> int:
+    from eval.glider import evaluate, print_table, write_plot
+
+    alphas = [float(a) for a in args.alphas.split(",") if a]
+    report = evaluate(args.artifact, limit=args.limit, alphas=alphas)
+    print_table(report)
+    if args.json:
+        import json
+        from pathlib import Path
+
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plot:
+        write_plot(report, args.plot)
     return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from coe.config import ExpertConfig
 from experts.llm.base import LLMBackend
 
@@ -29,8 +31,12 @@ def build_backend(cfg: ExpertConfig, device: str = "cpu") -> LLMBackend:
         )
     from experts.llm.transformers_backend import TransformersBackend
 
-    return TransformersBackend(
-        cfg.name, path, dtype=cfg.dtype, chat_template=cfg.chat_template, device=device,
-        context_length=cfg.context_length, fail_on_purpose=cfg.fail_on_purpose,
-        fail_while_file=cfg.fail_while_file,
-    )
+    common: dict[str, Any] = dict(
+        dtype=cfg.dtype, chat_template=cfg.chat_template, device=device, context_length=cfg.context_length,
+        fail_on_purpose=cfg.fail_on_purpose, fail_while_file=cfg.fail_while_file)
+    if cfg.moerging is not None:
+        from experts.llm.moerging_backend import MoErgingBackend
+
+        m = cfg.moerging
+        return MoErgingBackend(cfg.name, path, artifact=str(m.artifact), alpha=m.alpha, top_k=m.top_k, **common)
+    return TransformersBackend(cfg.name, path, **common)

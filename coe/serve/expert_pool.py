@@ -26,12 +26,16 @@ def to_generation_request(payload: dict[str, Any]) -> GenerationRequest:
         top_p=float(payload.get("top_p", 1.0)),
         stop=tuple(payload.get("stop") or ()),
         seed=payload.get("seed"),
+        routing_trace=bool(payload.get("routing_trace", False)),
     )
 
 
 def chunk_dict(chunk: Chunk) -> dict[str, Any]:
-    return {"text": chunk.text, "finish_reason": chunk.finish_reason,
-            "prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
+    out = {"text": chunk.text, "finish_reason": chunk.finish_reason,
+           "prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
+    if chunk.routing_trace is not None:
+        out["routing_trace"] = chunk.routing_trace
+    return out
 
 
 def memory_error(err: Exception) -> dict[str, Any]:

@@ -111,6 +111,7 @@ class Gateway:
             "messages": [{"role": m.role, "content": m.text()} for m in req.messages],
             "max_tokens": max_tokens, "temperature": req.temperature, "top_p": req.top_p,
             "stop": req.stop, "seed": req.seed,
+            "routing_trace": bool(req.coe and req.coe.routing_trace),
         }
 
     # ---- endpoints -----------------------------------------------------------
@@ -142,6 +143,8 @@ class Gateway:
                           total_tokens=result["prompt_tokens"] + result["completion_tokens"])
             self.count_tokens(expert.name, usage)
             rid = f"chatcmpl-{uuid.uuid4().hex}"
+            if "routing_trace" in result:
+                coe_info["routing_trace"] = result["routing_trace"]
             body_out = chat_completion(rid, int(time.time()), expert.name, result["text"],
                                        result["finish_reason"], usage, coe_info)
             return JSONResponse(body_out, headers=headers)
@@ -173,7 +176,9 @@ class Gateway:
                                   completion_tokens=item["completion_tokens"],
                                   total_tokens=item["prompt_tokens"] + item["completion_tokens"])
                     self.count_tokens(expert.name, usage)
-                    yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], usage=usage))
+                    trace = {"routing_trace": item["routing_trace"]} if "routing_trace" in item else None
+                    yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], coe=trace,
+                                          usage=usage))
         except CoeError as err:
             yield _sse(err.body())
         except Exception as err:

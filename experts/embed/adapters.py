@@ -70,19 +70,21 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 def save_adapter(
     out: str | Path, weights: dict[str, np.ndarray], lora: LoraSpec, meta: dict[str, Any], *,
-    training_data: dict[str, str] | None = None, command: str = "",
+    training_data: dict[str, str] | None = None, command: str = "", kind: str = KIND, dtype: str = "float32",
 ) -> Path:
-    """Write weights + meta + manifest; `meta` should name `base_encoder` so a mismatch is caught on load."""
+    """Write weights + meta + manifest; `meta` should name its base model so a mismatch is caught on load.
+    `kind` tells adapter families apart (query adapters, LLM LoRA experts, MoErging gates); `dtype` "float16"
+    halves the file (LLM experts on every linear layer), and loading always gives float32."""
     from safetensors.numpy import save_file
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / (WEIGHTS_FILE + ".tmp")
-    save_file({k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()}, str(tmp))
+    save_file({k: np.ascontiguousarray(v, dtype=np.dtype(dtype)) for k, v in weights.items()}, str(tmp))
     os.replace(tmp, folder / WEIGHTS_FILE)
     _write_json(folder / META_FILE, {**meta, "lora": lora.model_dump()})
     manifest = {
-        "kind": KIND,
+        "kind": kind,
         "format_version": FORMAT_VERSION,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {name: sha256_file(folder / name) for name in (WEIGHTS_FILE, META_FILE)},
@@ -105,14 +107,14 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_adapter(path: str | Path) -> AdapterArtifact:
+def load_adapter(path: str | Path, kind: str = KIND) -> AdapterArtifact:
     """Read an adapter folder after checking its kind, version and every file checksum."""
     from safetensors.numpy import load_file
 
     folder = Path(path)
     manifest = _read_json(folder / MANIFEST_FILE)
-    if manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
-        raise AdapterError(f"{folder / MANIFEST_FILE}: not a {KIND} v{FORMAT_VERSION} artifact")
+    if manifest.get("kind") != kind or manifest.get("format_version") != FORMAT_VERSION:
+        raise AdapterError(f"{folder / MANIFEST_FILE}: not a {kind} v{FORMAT_VERSION} artifact")
     files = manifest.get("files") or {}
     for name in (WEIGHTS_FILE, META_FILE):
         file = folder / name
@@ -122,7 +124,7 @@ def load_adapter(path: str | Path) -> AdapterArtifact:
             raise AdapterError(f"{file}: sha256 does not match {folder / MANIFEST_FILE}")
     meta = _read_json(folder / META_FILE)
     try:
-        weights = dict(load_file(str(folder / WEIGHTS_FILE)))
+        weights = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS_FILE)).items()}
     except Exception as err:  # safetensors raises several types for a damaged file
         raise AdapterError(f"{folder / WEIGHTS_FILE}: cannot read safetensors ({err})") from None
     return AdapterArtifact(folder, weights, LoraSpec.model_validate(meta.get("lora", {})), meta, manifest)

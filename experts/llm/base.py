@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 Tier = Literal["device", "host", "disk"]
 
@@ -29,6 +29,7 @@ class GenerationRequest:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    routing_trace: bool = False  # MoErging experts: return the per-module routing weights on the last chunk
 
     @property
     def samples(self) -> bool:
@@ -44,6 +45,7 @@ class Chunk:
     finish_reason: Literal["stop", "length"] | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    routing_trace: dict[str, Any] | None = None
 
 
 @dataclass

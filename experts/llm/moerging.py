@@ -4,6 +4,10 @@ Per module and token: s_local,i = LN(h)·LN(vᵢ)/√d with a gate vector vᵢ p
 the score is a scaled correlation and the gate's length does not matter), logits = s_local + α·gᵢ with gᵢ the
 request's global score, softmax, top-k renormalised weights w̃, and y = W₀h + Σᵢ w̃ᵢ·scalingᵢ·Bᵢ(Aᵢh).
 The routing weights of each call can be captured (for the `coe.routing_trace` of a response).
+
+Gate training (Phatgoose, which GLIDER's local router follows): each expert's gate vector vᵢ is trained alone on
+its own task with the LoRA frozen, as a sigmoid gate y = W₀h + σ(vᵢ·h)·LoRAᵢ(h). `train_rows` selects the expert of
+each batch row, so one batch trains the gates of several experts at once without mixing them.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ class MoErgingLinear(nn.Module):
         self.top_k = min(int(top_k), n)
         self.capture = capture
         self.trace: list[torch.Tensor] = []
+        self.fixed_weights: torch.Tensor | None = None  # [N]: bypass routing (base = zeros, one expert = one-hot)
+        self.train_rows: torch.Tensor | None = None  # [batch]: the expert whose sigmoid gate each row trains
 
     @property
     def num_experts(self) -> int:
@@ -62,6 +68,8 @@ class MoErgingLinear(nn.Module):
 
     def routing_weights(self, h: torch.Tensor) -> torch.Tensor:
         """w̃ [..., N]: softmax(LN(h)·LN(v)ᵀ/√d + α·g), zero outside each token's top-k, renormalised."""
+        if self.fixed_weights is not None:
+            return self.fixed_weights.to(h.dtype).expand(*h.shape[:-1], self.num_experts)
         d = h.shape[-1]
         s_local = F.layer_norm(h, (d,)) @ F.layer_norm(self.gates, (d,)).T / math.sqrt(d)
         probs = torch.softmax(s_local + self.alpha * self.global_scores, dim=-1)
@@ -69,6 +77,8 @@ class MoErgingLinear(nn.Module):
         return torch.zeros_like(probs).scatter(-1, idx, top / top.sum(dim=-1, keepdim=True))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
+        if self.train_rows is not None:
+            return self.gate_training_forward(h, self.train_rows)
         w = self.routing_weights(h)
         if self.capture:
             self.trace.append(w.detach())
@@ -76,6 +86,14 @@ class MoErgingLinear(nn.Module):
         delta = torch.einsum("...nr,nor->...no", low, self.lora_B)  # every expert's B Aᵢ h: [..., N, d_out]
         mix = (w * self.scaling).unsqueeze(-1)
         return self.base(h) + (mix * delta).sum(dim=-2)
+
+
+    def gate_training_forward(self, h: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """W₀h + σ(v_e·h)·scaling_e·B_e A_e h with e = rows[b] for batch row b (h: [batch, tokens, d_in])."""
+        gate = torch.sigmoid(torch.einsum("btd,bd->bt", h, self.gates[rows]))
+        low = torch.einsum("btd,brd->btr", h, self.lora_A[rows])
+        delta = torch.einsum("btr,bor->bto", low, self.lora_B[rows])
+        return self.base(h) + (gate * self.scaling[rows][:, None]).unsqueeze(-1) * delta
 
 
 def lora_from_peft(module: Any, adapter: str = "default") -> tuple[nn.Linear, LoRAWeights]:

@@ -33,17 +33,19 @@ WRITER_PROMPT = ("Below are example questions from one task.\n\n{examples}\n\nDo
 MAX_EXAMPLE_CHARS = 400
 
 
-def instruction_request(examples: list[str], max_tokens: int = 48) -> GenerationRequest:
+def instruction_request(examples: list[str], max_tokens: int = 48, prompt: str = WRITER_PROMPT) -> GenerationRequest:
     """The chat request that asks an expert for a task instruction (greedy, so it is reproducible)."""
     shown = "\n\n".join(f"Example {i + 1}: {e.strip()[:MAX_EXAMPLE_CHARS]}" for i, e in enumerate(examples))
     return GenerationRequest(
-        messages=(Message("system", WRITER_SYSTEM), Message("user", WRITER_PROMPT.format(examples=shown))),
+        messages=(Message("system", WRITER_SYSTEM), Message("user", prompt.format(examples=shown))),
         max_tokens=max_tokens, temperature=0.0, stop=("\n\n",))
 
 
-async def write_instruction(backend: LLMBackend, examples: list[str], max_tokens: int = 48) -> str:
+async def write_instruction(backend: LLMBackend, examples: list[str], max_tokens: int = 48,
+                            prompt: str = WRITER_PROMPT) -> str:
     """One instruction from a served expert, through the backend protocol only."""
-    parts = [chunk.text async for chunk in backend.generate(instruction_request(examples, max_tokens))]
+    request = instruction_request(examples, max_tokens, prompt)
+    parts = [chunk.text async for chunk in backend.generate(request)]
     text = " ".join("".join(parts).split())
     return text or "Answer the question."
 
@@ -51,12 +53,13 @@ async def write_instruction(backend: LLMBackend, examples: list[str], max_tokens
 class BackendWriter:
     """A synchronous InstructionWriter over an LLMBackend, for routers that write request instructions."""
 
-    def __init__(self, backend: LLMBackend, max_tokens: int = 48) -> None:
+    def __init__(self, backend: LLMBackend, max_tokens: int = 48, prompt: str = WRITER_PROMPT) -> None:
         self.backend = backend
         self.max_tokens = max_tokens
+        self.prompt = prompt
 
     def __call__(self, examples: list[str]) -> str:
-        return run_coroutine(write_instruction(self.backend, examples, self.max_tokens))
+        return run_coroutine(write_instruction(self.backend, examples, self.max_tokens, self.prompt))
 
 
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
