@@ -47,6 +47,18 @@ def tokens_per_second(model: Any, tok: Any, prompts: Sequence[str] = SPEED_PROMP
     return len(prompts) * new_tokens / (time.perf_counter() - t0)
 
 
+def speed(mm: MoErgingModel, tok: Any, rounds: int = 3) -> dict[str, float]:
+    """Median tokens/s of the plain base model and of the MoErging model, measured alternately so that load from
+    other processes hits both alike (the global scores and routing settings in mm are used as they are)."""
+    base, moe = [], []
+    for _ in range(rounds):
+        base.append(tokens_per_second(mm.unwrap(), tok))
+        mm.wrap()
+        moe.append(tokens_per_second(mm.model, tok))
+    b, m = float(np.median(base)), float(np.median(moe))
+    return {"base": b, "moerging": m, "ratio": m / b}
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
     b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
@@ -97,7 +109,6 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
     names = [e.name for e in experts]
     default_alpha, default_k = float(art.meta.get("alpha", 10.0)), int(art.meta.get("top_k", 2))
     model, tok = load_causal_lm(resolve_model(experts[0].base_model))
-    base_tps = tokens_per_second(model, tok)
     mm = MoErgingModel(model, experts, art.gates, alpha=default_alpha, top_k=default_k)
 
     writer = TransformersBackend("glider-writer", resolve_model(str(art.meta["writer_model"])), dtype="float32")
@@ -112,7 +123,7 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
     for t in task_names:
         instructions.get(t)  # the cached path, timed
     mm.set_global_scores(g[task_names[0]])
-    moe_tps = tokens_per_second(mm.model, tok)
+    tps = speed(mm, tok)
 
     per_task: dict[str, dict[str, float]] = {}
 
@@ -149,8 +160,8 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
         report[f"{group}_best_single_expert"] = best
         report[f"{group}_sweep"] = {s.removeprefix("glider "): mean[s] for s in per_task if s.startswith("glider")}
     report.update({
-        "moerging_speed_ratio": moe_tps / base_tps,
-        "tokens_per_second": {"base": base_tps, "moerging": moe_tps},
+        "moerging_speed_ratio": tps["ratio"],
+        "tokens_per_second": {"base": tps["base"], "moerging": tps["moerging"]},
         "instruction_latency_ms": {"uncached_mean": float(np.mean(instructions.uncached_ms)),
                                    "cached_mean": float(np.mean(instructions.cached_ms))},
         "glider_default": {"alpha": default_alpha, "top_k": default_k},
@@ -160,6 +171,23 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
         "expert_instructions": art.instructions, "artifact": str(artifact),
     })
     return report
+
+
+def evaluate_speed(artifact: str | Path, rounds: int = 3) -> dict[str, Any]:
+    """Only the cost side: tokens/s of the MoErging expert (default alpha, top-k) against its base model."""
+    from experts.llm.lora_experts import load_causal_lm
+    from experts.llm.registry_models import resolve_model
+
+    art = load_gates(artifact)
+    experts = load_experts(art.expert_paths)
+    model, tok = load_causal_lm(resolve_model(experts[0].base_model))
+    mm = MoErgingModel(model, experts, art.gates, alpha=float(art.meta.get("alpha", 10.0)),
+                       top_k=int(art.meta.get("top_k", 2)))
+    mm.set_global_scores(np.full(len(experts), 0.3))
+    tps = speed(mm, tok, rounds)
+    return {"moerging_speed_ratio": tps["ratio"], "tokens_per_second": {"base": tps["base"],
+                                                                        "moerging": tps["moerging"]},
+            "rounds": rounds, "artifact": str(artifact)}
 
 
 def print_table(report: dict[str, Any]) -> None:

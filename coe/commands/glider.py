@@ -44,21 +44,26 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--alphas", default="3,10,30", help="GLIDER alpha sweep")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
+    p.add_argument("--speed-only", action="store_true", help="only MoErging tokens/s against the base model")
     p.set_defaults(func=run_eval_glider)
 
 
+def output_folder(args: argparse.Namespace) -> str:
+    """--out, else the artifact folder of the chosen level."""
+    return args.out or ("artifacts/glider-moerging" if args.token else "artifacts/glider-router")
+
+
 def run_glider(args: argparse.Namespace) -> int:
+    out = output_folder(args)
     if args.token:
         from experts.llm.gate_training import GateTrainConfig
         from routers.train.moerging import build_moerging
 
-        out = args.out or "artifacts/glider-moerging"
         meta = build_moerging([p for p in args.experts.split(",") if p], out, args.writer,
                               GateTrainConfig(steps=args.steps), _command(), alpha=args.alpha, top_k=args.top_k)
     else:
         from routers.train.glider import run
 
-        out = args.out or "artifacts/glider-router"
         meta = run(args.config, args.coe_artifact, args.writer, args.examples, out, _command())
     for expert, text in meta["instructions"].items():
         print(f"{expert}: {text}")
@@ -79,15 +84,20 @@ def run_lora_expert(args: argparse.Namespace) -> int:
 
 def run_eval_glider(args: argparse.Namespace) -> int:
     from eval.glider import evaluate, print_table, write_plot
+    from eval.stats import write_json
 
+    if args.speed_only:
+        from eval.glider import evaluate_speed
+
+        speed = evaluate_speed(args.artifact)
+        t = speed["tokens_per_second"]
+        print(f"MoErging {t['moerging']:.1f} tokens/s, base {t['base']:.1f}: ratio {speed['moerging_speed_ratio']:.2f}")
+        write_json(args.json, speed)
+        return 0
     alphas = [float(a) for a in args.alphas.split(",") if a]
     report = evaluate(args.artifact, limit=args.limit, alphas=alphas)
     print_table(report)
-    if args.json:
-        import json
-        from pathlib import Path
-
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     if args.plot:
         write_plot(report, args.plot)
     return 0

@@ -122,6 +122,11 @@ class MoErgingModel:
             self._swap(name, base)
         return self.model
 
+    def wrap(self) -> None:
+        """Puts the MoErging layers back after `unwrap` (same experts, gates and settings)."""
+        for name, module in self.modules.items():
+            self._swap(name, module)
+
     def set_routing(self, alpha: float, top_k: int) -> None:
         for m in self.modules.values():
             m.alpha, m.top_k = float(alpha), min(int(top_k), m.num_experts)

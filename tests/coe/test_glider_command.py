@@ -1,15 +1,36 @@
-"""`coe train glider` registers on the CLI's train group with the artifact defaults."""
+"""`coe train glider`, `coe train lora-expert` and `coe eval glider` register with their defaults."""
 
 import argparse
+
+import pytest
 
 from coe.commands import glider
 
 
-def test_register_adds_train_glider():
+@pytest.fixture()
+def parser():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    groups = {"train": sub.add_parser("train").add_subparsers(dest="train_command")}
+    groups = {g: sub.add_parser(g).add_subparsers(dest=f"{g}_command") for g in ("train", "eval")}
     glider.register(sub, groups)
+    return parser
+
+
+def test_train_glider_defaults_to_request_level(parser):
     args = parser.parse_args(["train", "glider", "--examples", "2"])
-    assert (args.func, args.examples, args.out) == (glider.run_glider, 2, "artifacts/glider-router")
+    assert (args.func, args.examples, args.token) == (glider.run_glider, 2, False)
+    assert glider.output_folder(args) == "artifacts/glider-router"
     assert args.writer == "registry:qwen2.5-coder-0.5b-instruct"
+
+
+def test_train_glider_token_level_and_lora_expert(parser):
+    args = parser.parse_args(["train", "glider", "--token", "--steps", "5"])
+    assert glider.output_folder(args) == "artifacts/glider-moerging"
+    assert args.experts.split(",")[0] == "artifacts/lora-experts/scifact-title" and args.steps == 5
+    args = parser.parse_args(["train", "lora-expert", "cisi-title"])
+    assert (args.func, args.task, args.out) == (glider.run_lora_expert, "cisi-title", None)
+
+
+def test_eval_glider(parser):
+    args = parser.parse_args(["eval", "glider", "--limit", "3"])
+    assert (args.func, args.limit, args.alphas) == (glider.run_eval_glider, 3, "3,10,30")

@@ -15,6 +15,7 @@ PROMPT = "Write a Python function that returns the n-th Fibonacci number."
 
 def glider_config(default_config):
     cfg = default_config.model_copy(deep=True)
+    cfg.experts = [e for e in cfg.experts if e.moerging is None]  # the routed three; no second MoErging replica
     cfg.router.type = "glider"
     cfg.router.glider.artifact = ROOT / "artifacts" / "glider-router"
     cfg.router.glider.alpha = 4.0
