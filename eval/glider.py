@@ -96,7 +96,7 @@ def _accuracy(mm: MoErgingModel, tok: Any, items: Sequence[tasks.ChoiceItem]) ->
 
 
 def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3.0, 10.0, 30.0),
-             top_ks: Sequence[int] = (1, 2)) -> dict[str, Any]:
+             top_ks: Sequence[int] = (1, 2), speed_rounds: int = 3) -> dict[str, Any]:
     from experts.embed.encoder import SentenceEncoder
     from experts.llm.lora_experts import load_causal_lm
     from experts.llm.registry_models import resolve_model
@@ -123,7 +123,7 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
     for t in task_names:
         instructions.get(t)  # the cached path, timed
     mm.set_global_scores(g[task_names[0]])
-    tps = speed(mm, tok)
+    tps = speed(mm, tok, speed_rounds)
 
     per_task: dict[str, dict[str, float]] = {}
 

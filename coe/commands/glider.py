@@ -45,6 +45,7 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
     p.add_argument("--speed-only", action="store_true", help="only MoErging tokens/s against the base model")
+    p.add_argument("--speed-rounds", type=int, default=3, help="alternating base/MoErging timing rounds (median)")
     p.set_defaults(func=run_eval_glider)
 
 
@@ -89,13 +90,13 @@ def run_eval_glider(args: argparse.Namespace) -> int:
     if args.speed_only:
         from eval.glider import evaluate_speed
 
-        speed = evaluate_speed(args.artifact)
+        speed = evaluate_speed(args.artifact, args.speed_rounds)
         t = speed["tokens_per_second"]
         print(f"MoErging {t['moerging']:.1f} tokens/s, base {t['base']:.1f}: ratio {speed['moerging_speed_ratio']:.2f}")
         write_json(args.json, speed)
         return 0
     alphas = [float(a) for a in args.alphas.split(",") if a]
-    report = evaluate(args.artifact, limit=args.limit, alphas=alphas)
+    report = evaluate(args.artifact, limit=args.limit, alphas=alphas, speed_rounds=args.speed_rounds)
     print_table(report)
     write_json(args.json, report)
     if args.plot:

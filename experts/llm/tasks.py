@@ -117,11 +117,27 @@ def examples(name: str, split: Split = "train") -> list[Example]:
 
 def choice_items(name: str, limit: int | None = None, seed: int = 0) -> list[ChoiceItem]:
     """Evaluation items of a task (never a trained-on document), the right title at a random position among 4."""
+    titles, pairs, rng = _scored_pairs(name, seed)
+    nearest = _nearest_titles(titles)
+    items: list[ChoiceItem] = []
+    for prompt, k in pairs[: limit or len(pairs)]:
+        options = [titles[k], *(titles[j] for j in nearest(k))]
+        rng.shuffle(options)
+        items.append(ChoiceItem(prompt, tuple(" " + o for o in options), options.index(titles[k])))
+    return items
+
+
+def eval_prompts(name: str, seed: int = 0) -> list[str]:
+    """The prompts of choice_items(name, seed=seed) in the same order, without building the choices."""
+    return [prompt for prompt, _ in _scored_pairs(name, seed)[1]]
+
+
+def _scored_pairs(name: str, seed: int) -> tuple[list[str], list[tuple[str, int]], random.Random]:
+    """All titles, the shuffled (prompt, title index) pairs that may be scored, and the rng that shuffled them."""
     spec = task(name)
     docs = _titled(require_data(*spec.dataset.split("/")))
     ids = list(docs)
     titles = [clean_title(docs[i].title) for i in ids]
-    nearest = _nearest_titles(titles)
     rng = random.Random(seed)
     if spec.kind == "title":
         # Held-out tasks train no expert, so every document can be an item; held-in ones use the eval split only,
@@ -132,12 +148,7 @@ def choice_items(name: str, limit: int | None = None, seed: int = 0) -> list[Cho
     else:
         pairs = _claim_pairs(require_data(*spec.dataset.split("/")), {i: k for k, i in enumerate(ids)})
     rng.shuffle(pairs)
-    items: list[ChoiceItem] = []
-    for prompt, k in pairs[: limit or len(pairs)]:
-        options = [titles[k], *(titles[j] for j in nearest(k))]
-        rng.shuffle(options)
-        items.append(ChoiceItem(prompt, tuple(" " + o for o in options), options.index(titles[k])))
-    return items
+    return titles, pairs, rng
 
 
 def _claim_pairs(folder: Path, index: dict[str, int]) -> list[tuple[str, int]]:

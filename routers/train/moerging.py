@@ -75,7 +75,7 @@ def instruction_inputs(task_name: str, split: tasks.Split = "train", n: int = IN
         prompts = [e.prompt for e in tasks.examples(task_name, "train")]
         step = max(1, len(prompts) // n)
         return prompts[::step][:n]
-    return [it.prompt for it in tasks.choice_items(task_name)[-n:]]  # the last items: never among those scored
+    return tasks.eval_prompts(task_name)[-n:]  # the last of the shuffled items: never among those scored
 
 
 def build_moerging(expert_paths: Sequence[str], out: str | Path, writer_ref: str = DEFAULT_WRITER,

@@ -17,7 +17,7 @@ SYSTEMS = {"base", "best_single", "local_only", "global_only", "glider", "oracle
 
 def test_eval_glider_writes_every_system_for_held_in_and_held_out(tmp_path):
     out = tmp_path / "glider.json"
-    assert main(["eval", "glider", "--artifact", str(ARTIFACT), "--limit", "1", "--alphas", "10",
+    assert main(["eval", "glider", "--artifact", str(ARTIFACT), "--limit", "1", "--alphas", "10", "--speed-rounds", "1",
                  "--json", str(out), "--plot", str(tmp_path / "glider.png")]) == 0
     report = json.loads(out.read_text())
     for group in ("held_in", "held_out"):

@@ -43,3 +43,8 @@ def test_held_in_items_never_come_from_training_documents():
     scored = {it.prompt for it in tasks.choice_items("cisi-title")}
     assert scored and not scored & trained
     assert tasks.HELD_IN and tasks.HELD_OUT and not set(tasks.HELD_IN) & set(tasks.HELD_OUT)
+
+
+def test_eval_prompts_follow_the_choice_items_order():
+    items = tasks.choice_items("adi-title")
+    assert tasks.eval_prompts("adi-title") == [it.prompt for it in items]
