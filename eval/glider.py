@@ -23,6 +23,7 @@ import numpy as np
 from eval.stats import print_table as stats_table
 from experts.llm import tasks
 from experts.llm.choice_scoring import predict
+from experts.llm.moerging_backend import unit_rows
 from experts.llm.moerging_model import MoErgingModel, load_experts, load_gates
 
 SPEED_PROMPTS = ("Text: the effect of wing sweep on the lift of a delta wing at supersonic speeds was measured\nTitle:",
@@ -60,9 +61,7 @@ def speed(mm: MoErgingModel, tok: Any, rounds: int = 3) -> dict[str, float]:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.maximum(np.linalg.norm(a, axis=-1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=-1, keepdims=True), 1e-12)
-    return a @ b.T
+    return unit_rows(a) @ unit_rows(b).T
 
 
 class TaskInstructions:
@@ -167,7 +166,7 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
         "glider_default": {"alpha": default_alpha, "top_k": default_k},
         "per_task": per_task, "items_per_task": {t: len(items[t]) for t in task_names},
         "experts": names, "global_scores": {t: [round(float(x), 4) for x in g[t]] for t in task_names},
-        "task_instructions": {t: instructions.get(t)[0] for t in task_names},
+        "task_instructions": {t: instructions.cache[t][0] for t in task_names},
         "expert_instructions": art.instructions, "artifact": str(artifact),
     })
     return report

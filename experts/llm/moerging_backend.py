@@ -51,12 +51,12 @@ class MoErgingBackend(TransformersBackend):
                 self._encoder = SentenceEncoder(str(self.gates.meta.get("encoder", "registry:all-minilm-l6-v2")))
             if self._expert_embeddings is None:
                 texts = [self.gates.instructions[n] for n in self.gates.experts]
-                self._expert_embeddings = _unit(np.asarray(self._encoder.encode(texts), dtype=np.float64))
+                self._expert_embeddings = unit_rows(np.asarray(self._encoder.encode(texts), dtype=np.float64))
             return self._encoder
 
     def global_scores(self, text: str) -> np.ndarray:
         """gᵢ = cos(Eᵢ, q) for one request text."""
-        q = _unit(np.asarray(self.encoder().encode([text]), dtype=np.float64))[0]
+        q = unit_rows(np.asarray(self.encoder().encode([text]), dtype=np.float64))[0]
         assert self._expert_embeddings is not None
         return self._expert_embeddings @ q
 
@@ -88,5 +88,6 @@ class MoErgingBackend(TransformersBackend):
             moe.capture(False)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (a zero row stays zero), so a dot product is a cosine."""
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

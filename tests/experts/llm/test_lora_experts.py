@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+from lora_helpers import random_peft
 
 from experts.embed.adapters import AdapterError
 from experts.llm.gate_training import GateTrainConfig, train_gates
@@ -32,21 +35,14 @@ def lm(smollm2_path):
     return load_causal_lm(smollm2_path)
 
 
-def random_expert(model, name: str, seed: int) -> LoraExpert:
-    """A peft LoRA with a random (non-zero) B on every linear layer, as a LoraExpert, plus its peft model."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    spec = default_lora()
-    peft_model = get_peft_model(model, LoraConfig(r=spec.r, lora_alpha=spec.alpha, lora_dropout=0.0,
-                                                  target_modules=spec.target_modules))
-    for module in peft_model.modules():
-        if hasattr(module, "lora_B") and "default" in getattr(module, "lora_B", {}):
-            torch.nn.init.normal_(module.lora_B["default"].weight, std=0.02)
+def random_expert(model, name: str, seed: int) -> tuple[LoraExpert, object]:
+    """A random LoRA on every linear layer as a LoraExpert, and the peft model it came from."""
+    peft_model = random_peft(model, seed)
     state = lora_state(peft_model)
     modules = {k.removesuffix(".lora_A"): (state[k], state[k.replace(".lora_A", ".lora_B")])
                for k in state if k.endswith(".lora_A")}
-    return LoraExpert(name, __import__("pathlib").Path(name), modules, spec.alpha / spec.r, "test", {}), peft_model
+    spec = default_lora()
+    return LoraExpert(name, Path(name), modules, spec.alpha / spec.r, "test", {}), peft_model
 
 
 def test_labels_cover_only_the_target_tokens(lm):

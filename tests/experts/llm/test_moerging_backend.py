@@ -6,7 +6,7 @@ import asyncio
 
 import numpy as np
 import pytest
-import torch
+from lora_helpers import random_peft
 
 from experts.llm.base import GenerationRequest, Message
 from experts.llm.lora_experts import LoraExpertTrainConfig, load_causal_lm, lora_state, save_lora_expert
@@ -17,18 +17,12 @@ from experts.llm.moerging_model import load_experts, save_gates
 @pytest.fixture(scope="module")
 def gates_artifact(smollm2_path, tmp_path_factory):
     """Two random LoRA experts and random gates saved as real artifacts (what `coe train glider --token` writes)."""
-    from peft import LoraConfig, get_peft_model
-
     root = tmp_path_factory.mktemp("moerging")
     model, _ = load_causal_lm(smollm2_path)
     cfg = LoraExpertTrainConfig()
     paths = []
     for i, name in enumerate(["aero", "library"]):
-        torch.manual_seed(i)
-        peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=16, target_modules=cfg.lora.target_modules))
-        for module in peft_model.modules():
-            if hasattr(module, "lora_B") and "default" in getattr(module, "lora_B", {}):
-                torch.nn.init.normal_(module.lora_B["default"].weight, std=0.05)
+        peft_model = random_peft(model, seed=i, std=0.05)
         save_lora_expert(root / name, lora_state(peft_model), cfg, {"name": name, "task": name, "base_model": "s"})
         peft_model.unload()
         paths.append(str(root / name))
