@@ -24,7 +24,7 @@ from eval.stats import print_table as stats_table
 from experts.llm import tasks
 from experts.llm.choice_scoring import predict
 from experts.llm.moerging_backend import unit_rows
-from experts.llm.moerging_model import MoErgingModel, load_experts, load_gates
+from experts.llm.moerging_model import GateArtifact, MoErgingModel, load_experts, load_gates
 
 SPEED_PROMPTS = ("Text: the effect of wing sweep on the lift of a delta wing at supersonic speeds was measured\nTitle:",
                  "Text: we studied how library users search catalogues and what they find\nTitle:",
@@ -94,27 +94,31 @@ def _accuracy(mm: MoErgingModel, tok: Any, items: Sequence[tasks.ChoiceItem]) ->
     return float(np.mean([predict(mm.model, tok, it) == it.answer for it in items]))
 
 
-def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3.0, 10.0, 30.0),
-             top_ks: Sequence[int] = (1, 2), speed_rounds: int = 3) -> dict[str, Any]:
-    from experts.embed.encoder import SentenceEncoder
+def load_moerging(artifact: str | Path) -> tuple[GateArtifact, MoErgingModel, Any]:
+    """The gates artifact, its base model (float32) wrapped with its experts at the default α and k, the tokenizer."""
     from experts.llm.lora_experts import load_causal_lm
     from experts.llm.registry_models import resolve_model
-    from experts.llm.transformers_backend import TransformersBackend
-    from routers.train.glider import BackendWriter, run_coroutine
-    from routers.train.moerging import TASK_WRITER_PROMPT
 
     art = load_gates(artifact)
     experts = load_experts(art.expert_paths)
-    names = [e.name for e in experts]
-    default_alpha, default_k = float(art.meta.get("alpha", 10.0)), int(art.meta.get("top_k", 2))
     model, tok = load_causal_lm(resolve_model(experts[0].base_model))
-    mm = MoErgingModel(model, experts, art.gates, alpha=default_alpha, top_k=default_k)
+    mm = MoErgingModel(model, experts, art.gates, alpha=float(art.meta.get("alpha", 10.0)),
+                       top_k=int(art.meta.get("top_k", 2)))
+    return art, mm, tok
 
-    writer = TransformersBackend("glider-writer", resolve_model(str(art.meta["writer_model"])), dtype="float32")
-    run_coroutine(writer.start())
+
+def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3.0, 10.0, 30.0),
+             top_ks: Sequence[int] = (1, 2), speed_rounds: int = 3) -> dict[str, Any]:
+    from experts.embed.encoder import SentenceEncoder
+    from routers.train.glider import load_writer
+    from routers.train.moerging import TASK_WRITER_PROMPT
+
+    art, mm, tok = load_moerging(artifact)
+    names = mm.experts
+    default_alpha, default_k = float(art.meta.get("alpha", 10.0)), int(art.meta.get("top_k", 2))
     encoder = SentenceEncoder(str(art.meta.get("encoder", "registry:all-minilm-l6-v2")))
     expert_emb = np.asarray(encoder.encode([art.instructions[n] for n in names]))
-    instructions = TaskInstructions(BackendWriter(writer, prompt=TASK_WRITER_PROMPT), encoder)
+    instructions = TaskInstructions(load_writer(str(art.meta["writer_model"]), TASK_WRITER_PROMPT), encoder)
 
     task_names = tasks.HELD_IN + tasks.HELD_OUT
     items = {t: tasks.choice_items(t, limit) for t in task_names}
@@ -174,15 +178,8 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
 
 def evaluate_speed(artifact: str | Path, rounds: int = 3) -> dict[str, Any]:
     """Only the cost side: tokens/s of the MoErging expert (default alpha, top-k) against its base model."""
-    from experts.llm.lora_experts import load_causal_lm
-    from experts.llm.registry_models import resolve_model
-
-    art = load_gates(artifact)
-    experts = load_experts(art.expert_paths)
-    model, tok = load_causal_lm(resolve_model(experts[0].base_model))
-    mm = MoErgingModel(model, experts, art.gates, alpha=float(art.meta.get("alpha", 10.0)),
-                       top_k=int(art.meta.get("top_k", 2)))
-    mm.set_global_scores(np.full(len(experts), 0.3))
+    _, mm, tok = load_moerging(artifact)
+    mm.set_global_scores(np.full(len(mm.experts), 0.3))
     tps = speed(mm, tok, rounds)
     return {"moerging_speed_ratio": tps["ratio"], "tokens_per_second": {"base": tps["base"],
                                                                         "moerging": tps["moerging"]},

@@ -62,6 +62,16 @@ class BackendWriter:
         return run_coroutine(write_instruction(self.backend, examples, self.max_tokens, self.prompt))
 
 
+def load_writer(writer_ref: str, prompt: str = WRITER_PROMPT) -> BackendWriter:
+    """An instruction writer over a served expert model, started in-process in float32 (off any pool)."""
+    from experts.llm.registry_models import resolve_model
+    from experts.llm.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend("glider-writer", resolve_model(writer_ref), dtype="float32")
+    run_coroutine(backend.start())
+    return BackendWriter(backend, prompt=prompt)
+
+
 def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
     """Runs a coroutine to completion from sync code, in a fresh thread so a running event loop (a Serve
     replica's constructor) is never re-entered."""
@@ -132,16 +142,13 @@ def main(argv: list[str] | None = None) -> None:
 def run(config: str, coe_artifact: str, writer_ref: str, per_expert: int, out: str, command: str) -> dict[str, Any]:
     """Load the writer expert and the encoder, then build the artifact."""
     from experts.embed.encoder import SentenceEncoder
-    from experts.llm.registry_models import resolve_model
-    from experts.llm.transformers_backend import TransformersBackend
     from routers.train.config import load_train_config
     from routers.train.datasets import training_data_checksums
 
-    backend = TransformersBackend("glider-writer", resolve_model(writer_ref), dtype="float32")
-    run_coroutine(backend.start())
+    writer = load_writer(writer_ref)
     examples = expert_examples(config, coe_artifact, per_expert)
     return build_glider_artifact(
-        examples, BackendWriter(backend), SentenceEncoder(), out, writer_model=writer_ref,
+        examples, writer, SentenceEncoder(), out, writer_model=writer_ref,
         training_data=training_data_checksums(load_train_config(config)), command=command)
 
 

@@ -84,8 +84,7 @@ def build_moerging(expert_paths: Sequence[str], out: str | Path, writer_ref: str
     """Gates (trained) + instructions (written and embedded) for LoRA experts; saved as a moerging-gates artifact."""
     from experts.embed.encoder import SentenceEncoder
     from experts.llm.registry_models import resolve_model
-    from experts.llm.transformers_backend import TransformersBackend
-    from routers.train.glider import BackendWriter, run_coroutine
+    from routers.train.glider import load_writer
 
     cfg = cfg or GateTrainConfig()
     experts = load_experts(expert_paths)
@@ -97,9 +96,7 @@ def build_moerging(expert_paths: Sequence[str], out: str | Path, writer_ref: str
     gates = mm.gates()
     del mm, model
 
-    writer = TransformersBackend("glider-writer", resolve_model(writer_ref), dtype="float32")
-    run_coroutine(writer.start())
-    write = BackendWriter(writer, prompt=TASK_WRITER_PROMPT)
+    write = load_writer(writer_ref, TASK_WRITER_PROMPT)
     t0 = time.perf_counter()
     instructions = {e.name: write(instruction_inputs(t)) for e, t in zip(experts, task_names, strict=True)}
     write_s = time.perf_counter() - t0
