@@ -40,6 +40,10 @@ class RetrievalConfig(BaseModel):
     max_top_k: int = Field(default=1000, ge=1)
     max_batch: int = Field(default=64, ge=1)
     batch_size: int = Field(default=32, ge=1, description="encoder batch size")
+    threads: int | None = Field(
+        default=None, ge=1,
+        description="torch intra-op threads of the retriever deployment; None: Ray's default, one per whole CPU "
+                    "the deployment reserves (at least one)")
 
     @field_validator("experts", "corpora")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from pathlib import Path
 
 
 def _command() -> str:
@@ -83,6 +84,24 @@ def run_lora_expert(args: argparse.Namespace) -> int:
     return 0
 
 
+def merged_speed(path: str | None, speed: dict) -> dict:
+    """A full report already at `path` keeps its accuracy keys and takes the new speed keys (re-timing the
+    speed on a quiet machine must not cost the 40-minute accuracy run); otherwise the speed report alone."""
+    import json
+
+    if not path or not Path(path).is_file():
+        return speed
+    try:
+        report = json.loads(Path(path).read_text())
+    except json.JSONDecodeError:
+        return speed
+    if not isinstance(report, dict) or "held_in" not in report:
+        return speed
+    return report | {"moerging_speed_ratio": speed["moerging_speed_ratio"],
+                     "tokens_per_second": speed["tokens_per_second"],
+                     "speed_rounds": speed["rounds"], "speed_source": "coe eval glider --speed-only"}
+
+
 def run_eval_glider(args: argparse.Namespace) -> int:
     from eval.glider import evaluate, print_table, write_plot
     from eval.stats import write_json
@@ -93,7 +112,7 @@ def run_eval_glider(args: argparse.Namespace) -> int:
         speed = evaluate_speed(args.artifact, args.speed_rounds)
         t = speed["tokens_per_second"]
         print(f"MoErging {t['moerging']:.1f} tokens/s, base {t['base']:.1f}: ratio {speed['moerging_speed_ratio']:.2f}")
-        write_json(args.json, speed)
+        write_json(args.json, merged_speed(args.json, speed))
         return 0
     alphas = [float(a) for a in args.alphas.split(",") if a]
     report = evaluate(args.artifact, limit=args.limit, alphas=alphas, speed_rounds=args.speed_rounds)

@@ -24,7 +24,12 @@ class RetrieverPool:
     """Loads adapters, router and every available corpus index before it reports healthy."""
 
     def __init__(self, retrieval: dict[str, Any]) -> None:
-        self.service = RetrievalService(RetrievalConfig.model_validate(retrieval))
+        config = RetrievalConfig.model_validate(retrieval)
+        if config.threads is not None:
+            import torch
+
+            torch.set_num_threads(config.threads)
+        self.service = RetrievalService(config)
         self.service.load()
         self.unavailable = self.service.load_indexes()  # a dataset not present here: served as 404 until it is
         for corpus, why in self.unavailable.items():

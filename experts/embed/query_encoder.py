@@ -17,6 +17,11 @@ from experts.embed.adapters import AdapterArtifact, AdapterError, LoraSpec, load
 from experts.embed.encoder import REGISTRY_ENCODERS, resolve_encoder
 
 BASE = None  # `expert=None` means the base encoder
+# Up to this many texts are encoded in one direct forward pass (the request path: sentence-transformers'
+# `encode` adds ~5 ms of sorting and bookkeeping per call); larger batches go through `encode` for its
+# length-sorted batching (index building, evaluation).
+DIRECT_FORWARD_MAX = 16
+_UNSET = object()
 
 
 def encoder_id(ref: str) -> str:
@@ -46,6 +51,8 @@ class ExpertQueryEncoder:
         self._peft: Any = None
         self._experts: dict[str, str] = {}
         self._lock = threading.RLock()
+        self._tuner_layers: list[Any] = []  # peft's LoRA layers, found once, switched directly
+        self._active: object = _UNSET  # the peft adapter name (None: disabled) the layers are set to
 
     @property
     def model(self):
@@ -71,6 +78,7 @@ class ExpertQueryEncoder:
     def add_adapter(self, expert: str, lora: LoraSpec, weights: dict[str, np.ndarray] | None = None) -> None:
         """Attach a LoRA adapter (fresh, or with the given peft state-dict weights)."""
         from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from peft.tuners.tuners_utils import BaseTunerLayer
 
         if expert in self._experts:
             raise ValueError(f"expert {expert!r} already has an adapter")
@@ -92,6 +100,8 @@ class ExpertQueryEncoder:
                 if result.unexpected_keys:
                     raise AdapterError(f"adapter {expert!r}: unexpected weights {result.unexpected_keys[:3]}")
             self._experts[expert] = name
+            self._tuner_layers = [m for m in self._peft.modules() if isinstance(m, BaseTunerLayer)]
+            self._active = _UNSET  # peft may have changed the active adapter while adding this one
             self.model.eval()
 
     def load_expert(self, expert: str, path: str | Path) -> AdapterArtifact:
@@ -115,9 +125,28 @@ class ExpertQueryEncoder:
         return self._experts[expert]
 
     def activate(self, expert: str | None) -> None:
-        """Make `expert` the active adapter (None: no adapter). Caller holds `lock` across activate + forward."""
-        if expert is not None:
-            self._peft.set_adapter(self._name(expert))
+        """Make `expert` the active adapter (None: no adapter), switching the LoRA layers only when that changes.
+
+        peft's model-level `set_adapter` and `disable_adapter()` walk every module on each call (1–5 ms on
+        this CPU, as long as the forward pass itself), so the layers are found once and switched directly.
+        Caller holds `lock` across activate + forward.
+        """
+        if self._peft is None:
+            if expert is not None:
+                self._name(expert)  # raises: no adapters are loaded
+            return
+        name = None if expert is None else self._name(expert)
+        if name == self._active:
+            return
+        for layer in self._tuner_layers:
+            if name is None:
+                layer.enable_adapters(False)
+            else:
+                layer.set_adapter(name)
+                layer.enable_adapters(True)
+        if name is not None:
+            self._peft.base_model.active_adapter = name  # what peft's own set_adapter records
+        self._active = name
 
     @property
     def lock(self) -> threading.RLock:
@@ -127,11 +156,22 @@ class ExpertQueryEncoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if expert is None and self._peft is not None:
-                with self._peft.disable_adapter():
-                    return self._encode(texts, show_progress)
             self.activate(expert)
+            if len(texts) <= DIRECT_FORWARD_MAX and not show_progress:
+                return self._forward(texts)
             return self._encode(texts, show_progress)
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
+        """One padded batch straight through the model: what `encode` computes, without its per-call overhead."""
+        import torch
+
+        model = self.model
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
+        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
+        with torch.inference_mode():
+            emb = model(features)["sentence_embedding"]
+            emb = torch.nn.functional.normalize(emb.float(), dim=-1)
+        return emb.cpu().numpy().astype(np.float32, copy=False)
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         emb = self.model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,

@@ -34,3 +34,15 @@ def test_train_glider_token_level_and_lora_expert(parser):
 def test_eval_glider(parser):
     args = parser.parse_args(["eval", "glider", "--limit", "3"])
     assert (args.func, args.limit, args.alphas) == (glider.run_eval_glider, 3, "3,10,30")
+
+
+def test_speed_only_updates_the_speed_keys_of_an_existing_report(tmp_path):
+    speed = {"moerging_speed_ratio": 0.65, "tokens_per_second": {"base": 13.0, "moerging": 8.4}, "rounds": 3}
+    path = tmp_path / "eval.json"
+    assert glider.merged_speed(str(path), speed) == speed  # nothing there yet: the speed report alone
+    path.write_text('{"held_in": {"glider": 0.49}, "moerging_speed_ratio": 1.97}')
+    merged = glider.merged_speed(str(path), speed)
+    assert merged["held_in"] == {"glider": 0.49} and merged["moerging_speed_ratio"] == 0.65
+    assert merged["tokens_per_second"]["moerging"] == 8.4 and merged["speed_rounds"] == 3
+    path.write_text('{"moerging_speed_ratio": 0.7}')  # an earlier speed-only report is replaced, not merged
+    assert glider.merged_speed(str(path), speed) == speed

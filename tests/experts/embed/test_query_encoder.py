@@ -54,3 +54,33 @@ def test_corrupt_or_foreign_adapter_is_refused(encoder: ExpertQueryEncoder, tmp_
     (tmp_path / "a" / "meta.json").write_text(json.dumps({**meta, "base_encoder": encoder.ref}))
     with pytest.raises(AdapterError, match=r"meta\.json: sha256 does not match"):
         load_adapter(tmp_path / "a")
+
+
+def test_direct_forward_equals_sentence_transformers_encode(encoder: ExpertQueryEncoder, tmp_path: Path) -> None:
+    """The request path (one direct forward, LoRA layers switched in place) computes what `encode` computes."""
+    from experts.embed.query_encoder import DIRECT_FORWARD_MAX
+
+    rng = np.random.default_rng(1)
+    encoder.add_adapter("shapes", LoraSpec())
+    weights = {k: (rng.normal(scale=0.05, size=v.shape) if "lora_B" in k else v).astype(np.float32)
+               for k, v in encoder.adapter_weights("shapes").items()}
+    save_adapter(tmp_path / "b", weights, LoraSpec(), {"base_encoder": encoder.ref}, command="test")
+    encoder.load_expert("direct", tmp_path / "b")
+    texts = TEXTS + ["a much longer query about the heat transfer of a slender cone in hypersonic flow"]
+    assert len(texts) <= DIRECT_FORWARD_MAX
+
+    def reference(expert: str | None) -> np.ndarray:  # sentence-transformers' own encode, peft's own switch
+        peft = encoder._peft
+        if expert is None:
+            with peft.disable_adapter():
+                return encoder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+        peft.set_adapter(encoder._name(expert))
+        return encoder.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+
+    direct = {e: encoder.encode(texts, e) for e in (None, "direct", None, "direct")}  # switch back and forth
+    for expert, got in direct.items():
+        np.testing.assert_allclose(got, reference(expert), atol=1e-5)
+    assert np.abs(direct["direct"] - direct[None]).max() > 1e-3  # the adapter is really applied, and then removed
+    encoder._active = object()  # peft's own switching above: let the encoder re-apply its state
+    np.testing.assert_allclose(encoder.encode(texts * 8, "direct")[:3], direct["direct"], atol=1e-5)  # batched path
+
