@@ -61,6 +61,18 @@ async def _drive(url: str, corpus: str, queries: list[str], concurrency: int, ex
     return out
 
 
+async def _floor(url: str, n: int) -> list[float]:
+    """Latencies (s) of `GET /v1/corpora`: the same HTTP + gateway + retriever hops with no model work."""
+    out = []
+    async with httpx.AsyncClient(timeout=60) as http:
+        for _ in range(n):
+            t0 = time.perf_counter()
+            r = await http.get(f"{url}/v1/corpora")
+            if r.status_code == 200:
+                out.append(time.perf_counter() - t0)
+    return out
+
+
 def _row(samples: Samples) -> dict[str, float]:
     return {"p50_ms": round(percentile_ms(samples.latency_s, 50), 2),
             "p99_ms": round(percentile_ms(samples.latency_s, 99), 2),
@@ -87,6 +99,8 @@ def run(cfg: CoeConfig, corpus: str = "scifact", n_queries: int = 300, concurren
     results: dict[str, Any] = {"corpus": corpus, "queries": n_queries, "direct_expert": direct, "runs": {}}
     try:
         asyncio.run(_drive(url, corpus, queries[:32], 4, None, top_k))  # warm-up
+        floor = asyncio.run(_floor(url, 100))
+        results["serving_floor_p50_ms"] = round(percentile_ms(floor, 50), 2)
         for c in concurrencies:
             for mode, named in (("routed", None), ("direct", direct)):
                 results["runs"][f"{mode}_c{c}"] = _row(asyncio.run(_drive(url, corpus, queries, c, named, top_k)))
@@ -100,5 +114,6 @@ def run(cfg: CoeConfig, corpus: str = "scifact", n_queries: int = 300, concurren
     print_table(f"coe bench retrieve: {corpus}, {n_queries} single-query requests per run",
                 ["run", "p50 ms", "p99 ms", "queries/s", "route_ms p50", "route+encode+search p50", "errors"],
                 rows)
+    print(f"serving floor (GET /v1/corpora, same hops, no model work): p50 {results['serving_floor_p50_ms']} ms")
     write_json(json_path, results)
     return results

@@ -20,7 +20,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p = groups["train"].add_parser("retriever-expert", help="train a query-side LoRA expert on a dataset's train qrels")
     p.add_argument("dataset", help="scifact | cranfield | cisi | npl | multitask | a folder in BEIR layout")
     p.add_argument("--out", default=None, help="artifact folder (default artifacts/retriever/<name>)")
-    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-steps", type=int, default=None, help="upper bound of the epoch-based step count")
+    p.add_argument("--steps", type=int, default=None, help="exactly this many optimizer steps (overrides the epochs)")
     p.set_defaults(func=run_train_expert)
 
     p = groups["train"].add_parser("retriever-router", help="pilot embeddings of the retriever experts")
@@ -82,11 +83,13 @@ def run_train_expert(args: argparse.Namespace) -> int:
     from routers.train.retriever import train_retriever_expert, train_retriever_multitask
 
     out = Path(args.out) if args.out else None
+    bounds = {"max_steps": args.max_steps or (240 if args.dataset == "multitask" else 120)}
+    if args.steps:
+        bounds = {"min_steps": args.steps, "max_steps": args.steps}
+    cfg = LoraTrainConfig.model_validate(bounds)
     if args.dataset == "multitask":
-        cfg = LoraTrainConfig(max_steps=args.max_steps or 240)
         report = train_retriever_multitask(out=out, cfg=cfg, command=_command())
     else:
-        cfg = LoraTrainConfig(max_steps=args.max_steps) if args.max_steps else None
         report = train_retriever_expert(args.dataset, out=out, cfg=cfg, command=_command())
     print(report)
     return 0

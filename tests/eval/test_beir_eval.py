@@ -34,4 +34,5 @@ def test_cli_registers_the_retrieval_commands() -> None:
     assert args.datasets == ["scifact"] and args.json == "x.json"
     assert parser.parse_args(["train", "retriever-router", "--k", "4"]).k == 4
     assert parser.parse_args(["train", "retriever-expert", "npl"]).dataset == "npl"
+    assert parser.parse_args(["train", "retriever-expert", "npl", "--steps", "240"]).steps == 240
     assert parser.parse_args(["index", "--corpus", "adi"]).corpus == ["adi"]
