@@ -78,13 +78,19 @@ def _oracle(cfg: CoETrainConfig, qs: list[MMLUQuestion], correct: np.ndarray, pa
     return Point("oracle per category", float(params[pick].mean()), float(correct[pick, np.arange(len(qs))].mean()))
 
 
-def _router_category_accuracy(router: CoERouter, cfg: CoETrainConfig, qs: list[MMLUQuestion]) -> float:
+def _router_category_accuracy(router: CoERouter, cfg: CoETrainConfig, qs: list[MMLUQuestion]
+                              ) -> tuple[float, float]:
+    """Accuracy of the predicted category, and of its super-category (STEM, humanities, ...)."""
     from routers.train.datasets import format_question
 
     assert router.encoder is not None
     probs = router.probabilities(router.encoder.encode([format_question(q) for q in qs]))
     pred = [router.categories[k] for k in probs.argmax(axis=1)]
-    return float(np.mean([p == cfg.mmlu_subjects[q.subject] for p, q in zip(pred, qs, strict=True)]))
+    true = [cfg.mmlu_subjects[q.subject] for q in qs]
+    category = float(np.mean([p == t for p, t in zip(pred, true, strict=True)]))
+    sup = float(np.mean([cfg.super_category_of(p) == cfg.super_category_of(t)
+                         for p, t in zip(pred, true, strict=True)]))
+    return category, sup
 
 
 def _budget_rows(
@@ -172,6 +178,7 @@ def run_routing_eval(
     top = table.solve(None, cfg.milp.max_experts)
     plain = CoERouter.from_artifact(art, encoder, category_map_override=top.category_map, tau_override=float("inf"))
     nf_acc, nf_cost = _score(experts, routed_experts(plain, held), correct, params)
+    category_acc, super_acc = _router_category_accuracy(plain, cfg, held)
     extra = [
         Point("random routing", float(params.mean()), float(correct.mean())),
         Point("CoE, no fallback (top budget)", nf_cost, nf_acc),
@@ -182,7 +189,8 @@ def run_routing_eval(
         "heldout_questions": len(held),
         "dev_questions": len(dev),
         "k_shot": cfg.scoring.k_shot,
-        "router_category_accuracy": round(_router_category_accuracy(plain, cfg, held), 4),
+        "router_category_accuracy": round(category_acc, 4),
+        "router_super_category_accuracy": round(super_acc, 4),
         "best_single_accuracy": round(max(p.accuracy for p in singles), 4),
         "coe_top_budget_accuracy": rows[-1]["accuracy"],
         "singles": [p.__dict__ for p in singles],
@@ -207,7 +215,8 @@ def _print(result: dict[str, Any]) -> None:
     fmt = [[n, f"{c:.3f}", f"{a:.4f}", line] for n, c, a, line in rows]
     print_table(
         f"MMLU held-out routing ({result['heldout_questions']} questions, {result['k_shot']}-shot); "
-        f"router category accuracy {result['router_category_accuracy']:.4f}",
+        f"router category accuracy {result['router_category_accuracy']:.4f} "
+        f"(super-category {result['router_super_category_accuracy']:.4f})",
         ["system", "avg active params (B)", "accuracy", "single-expert line"],
         fmt,
     )

@@ -34,6 +34,8 @@ def heldout_metrics(
     source = np.array([x.source for x in examples])
     cats = np.array([x.category for x in examples])
     supers = np.array([cfg.super_category_of(c) for c in cats])
+    pred_supers = np.array([cfg.super_category_of(categories[k]) for k in pred])
+    super_correct = pred_supers == supers  # right super-category, whichever of its categories was predicted
     mmlu = source == "mmlu"
     fallback = np.array([d.category is None for d in decisions])
     true_expert = [cfg.category_map.get(c, cfg.general_expert) for c in cats]
@@ -43,6 +45,9 @@ def heldout_metrics(
         "mmlu_category_accuracy": _acc(mmlu, correct),
         "mt_bench_category_accuracy": _acc(~mmlu, correct),
         "per_super_category_mmlu": {s: _acc(mmlu & (supers == s), correct) for s in cfg.super_categories},
+        "mmlu_super_category_accuracy": _acc(mmlu, super_correct),
+        "per_super_category_mmlu_super_level": {s: _acc(mmlu & (supers == s), super_correct)
+                                                for s in cfg.super_categories},
         "per_category": {c: _acc(cats == c, correct) for c in categories},
         "fallback_rate": round(float(fallback.mean()), 4),
         "expert_agreement": round(float(expert_ok.mean()), 4),
@@ -71,10 +76,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{h['expert_agreement']:.4f}",
         f"- training time {report['seconds']['total']:.1f} s ({report['seconds']})",
         "",
-        "| super-category (MMLU held-out) | n | accuracy |",
-        "| --- | ---: | ---: |",
+        "| super-category (MMLU held-out) | n | category accuracy | super-category accuracy |",
+        "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {s} | {v['n']} | {v['accuracy']:.4f} |" for s, v in h["per_super_category_mmlu"].items() if v["n"]]
+    level = h.get("per_super_category_mmlu_super_level", {})
+    lines += [f"| {s} | {v['n']} | {v['accuracy']:.4f} | {level[s]['accuracy']:.4f} |" if s in level else
+              f"| {s} | {v['n']} | {v['accuracy']:.4f} | |"
+              for s, v in h["per_super_category_mmlu"].items() if v["n"]]
     lines += ["", "| category | n | accuracy |", "| --- | ---: | ---: |"]
     lines += [f"| {c} | {v['n']} | {v['accuracy']:.4f} |" for c, v in h["per_category"].items() if v["n"]]
     return "\n".join(lines) + "\n"

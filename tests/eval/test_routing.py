@@ -42,7 +42,7 @@ def test_frontier_exact(tmp_path, monkeypatch):
         "mmlu", None, out, write_dataset(tmp_path / "data"), cfg, art, encoder=KeywordEncoder(), factory=Factory()
     )
     assert result["heldout_questions"] == 8 and result["dev_questions"] == 8
-    assert result["router_category_accuracy"] == 1.0
+    assert result["router_category_accuracy"] == 1.0 and result["router_super_category_accuracy"] == 1.0
     assert [(p["name"], p["accuracy"]) for p in result["singles"]] == [("big", 1.0), ("mathy", 0.5), ("small", 0.0)]
     assert result["best_single_accuracy"] == 1.0
     got = [(r["budget"], r["avg_active_params"], r["accuracy"]) for r in result["budgets"]]
