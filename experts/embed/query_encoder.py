@@ -161,15 +161,18 @@ class ExpertQueryEncoder:
                 return self._forward(texts)
             return self._encode(texts, show_progress)
 
+    def features(self, texts: list[str]) -> dict[str, Any]:
+        """Tokenised model inputs on the model's device (for a direct forward pass, with or without grad)."""
+        model = self.model
+        prepare = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
+        return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
+
     def _forward(self, texts: list[str]) -> np.ndarray:
         """One padded batch straight through the model: what `encode` computes, without its per-call overhead."""
         import torch
 
-        model = self.model
-        prepare = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
-        features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
         with torch.inference_mode():
-            emb = model(features)["sentence_embedding"]
+            emb = self.model(self.features(texts))["sentence_embedding"]
             emb = torch.nn.functional.normalize(emb.float(), dim=-1)
         return emb.cpu().numpy().astype(np.float32, copy=False)
 

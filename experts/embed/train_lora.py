@@ -95,10 +95,7 @@ def _batch(pool: _Pool, size: int, rng: random.Random):  # noqa: ANN202
 
 
 def _forward(encoder: ExpertQueryEncoder, texts: list[str]):  # noqa: ANN202
-    model = encoder.model
-    prepare = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` is deprecated in ST >= 6
-    features = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in prepare(texts).items()}
-    return model(features)["sentence_embedding"]
+    return encoder.model(encoder.features(texts))["sentence_embedding"]
 
 
 def train_query_adapter(
