@@ -79,9 +79,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         "| super-category (MMLU held-out) | n | category accuracy | super-category accuracy |",
         "| --- | ---: | ---: | ---: |",
     ]
-    level = h.get("per_super_category_mmlu_super_level", {})
-    lines += [f"| {s} | {v['n']} | {v['accuracy']:.4f} | {level[s]['accuracy']:.4f} |" if s in level else
-              f"| {s} | {v['n']} | {v['accuracy']:.4f} | |"
+    level = h["per_super_category_mmlu_super_level"]
+    lines += [f"| {s} | {v['n']} | {v['accuracy']:.4f} | {level[s]['accuracy']:.4f} |"
               for s, v in h["per_super_category_mmlu"].items() if v["n"]]
     lines += ["", "| category | n | accuracy |", "| --- | ---: | ---: |"]
     lines += [f"| {c} | {v['n']} | {v['accuracy']:.4f} |" for c, v in h["per_category"].items() if v["n"]]
