@@ -19,10 +19,10 @@ import numpy as np
 from eval.stats import print_table, write_json
 from routers.base import Encoder
 from routers.coe import CoERouter
-from routers.train.category_map import routed_experts, score_table
+from routers.train.category_map import answer_scorer, routed_experts, score_table
 from routers.train.config import CoETrainConfig, load_train_config
 from routers.train.datasets import MMLUQuestion, mmlu_split
-from routers.train.expert_scores import BackendFactory, correctness, score_experts, transformers_factory
+from routers.train.expert_scores import BackendFactory, score_experts, transformers_factory
 from routers.train.milp import InfeasibleBudgetError
 
 
@@ -61,10 +61,38 @@ def line_accuracy(hull: list[tuple[float, float]], cost: float) -> float:
     return float(np.interp(cost, xs, ys))
 
 
+def line_mix(singles: list[Point], cost: float) -> dict[str, float]:
+    """The mixture of single experts that the hull line stands for at `cost`: expert name → share of traffic."""
+    hull = hull_line(singles)
+    name: dict[tuple[float, float], str] = {}
+    for p in singles:
+        name.setdefault((p.avg_params, p.accuracy), p.name)
+    if cost <= hull[0][0] or len(hull) == 1:
+        return {name[hull[0]]: 1.0}
+    if cost >= hull[-1][0]:
+        return {name[hull[-1]]: 1.0}
+    k = next(i for i, (x, _) in enumerate(hull) if x >= cost)
+    (x1, _), (x2, _) = hull[k - 1], hull[k]
+    w = (x2 - cost) / (x2 - x1)
+    return {name[hull[k - 1]]: w, name[hull[k]]: 1.0 - w}
+
+
+def line_gap_se(picked: np.ndarray, mix: dict[str, float], experts: list[str], correct: np.ndarray) -> float:
+    """Standard error of (routed accuracy − line accuracy), paired over the same questions."""
+    line = sum(w * correct[experts.index(e)] for e, w in mix.items())
+    gap = picked - line
+    return float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else float("nan")
+
+
+def _picked(experts: list[str], chosen: list[str], correct: np.ndarray) -> np.ndarray:
+    """Per question: 1 if the expert chosen for it answered right."""
+    idx = np.array([experts.index(e) for e in chosen])
+    return correct[idx, np.arange(len(chosen))]
+
+
 def _score(experts: list[str], chosen: list[str], correct: np.ndarray, params: np.ndarray) -> tuple[float, float]:
     idx = np.array([experts.index(e) for e in chosen])
-    acc = float(correct[idx, np.arange(len(chosen))].mean())
-    return acc, float(params[idx].mean())
+    return float(_picked(experts, chosen, correct).mean()), float(params[idx].mean())
 
 
 def _oracle(cfg: CoETrainConfig, qs: list[MMLUQuestion], correct: np.ndarray, params: np.ndarray) -> Point:
@@ -103,8 +131,9 @@ def _budget_rows(
     correct: np.ndarray,
     experts: list[str],
     params: np.ndarray,
-    hull: Any,
+    singles: list[Point],
 ) -> list[dict[str, Any]]:
+    hull = hull_line(singles)
     rows = []
     for budget in budgets:
         try:
@@ -112,13 +141,16 @@ def _budget_rows(
         except InfeasibleBudgetError:
             continue
         router = CoERouter.from_artifact(artifact, encoder, category_map_override=sol.category_map)
-        acc, cost = _score(experts, routed_experts(router, qs), correct, params)
+        chosen = routed_experts(router, qs)
+        acc, cost = _score(experts, chosen, correct, params)
+        se = line_gap_se(_picked(experts, chosen, correct), line_mix(singles, cost), experts, correct)
         rows.append(
             {
                 "budget": budget,
                 "avg_active_params": round(cost, 4),
                 "accuracy": round(acc, 4),
                 "line_accuracy": round(line_accuracy(hull, cost), 4),
+                "line_gap_se": round(se, 4),
                 "map": sol.category_map,
             }
         )
@@ -169,12 +201,12 @@ def run_routing_eval(
     dev_rec, held_rec = asyncio.run(_records(cfg, dev, held, factory))
     experts = list(held_rec)
     params = np.array([cfg.experts[e].params_b for e in experts])
-    correct = correctness(held_rec, [q.id for q in held])
+    scorer = answer_scorer(cfg.scoring, dev_rec)  # letter priors from dev only: held-out answers stay unseen
+    correct = scorer.correctness(held_rec, [q.id for q in held])
     singles = [Point(e, float(params[i]), float(correct[i].mean())) for i, e in enumerate(experts)]
-    hull = hull_line(singles)
-    table = score_table(cfg, dev_rec, dev)
+    table = score_table(cfg, dev_rec, dev, scorer)
     art = Path(artifact)
-    rows = _budget_rows(cfg, art, encoder, table, [*cfg.milp.sweep, None], held, correct, experts, params, hull)
+    rows = _budget_rows(cfg, art, encoder, table, [*cfg.milp.sweep, None], held, correct, experts, params, singles)
     top = table.solve(None, cfg.milp.max_experts)
     plain = CoERouter.from_artifact(art, encoder, category_map_override=top.category_map, tau_override=float("inf"))
     nf_acc, nf_cost = _score(experts, routed_experts(plain, held), correct, params)
@@ -189,6 +221,10 @@ def run_routing_eval(
         "heldout_questions": len(held),
         "dev_questions": len(dev),
         "k_shot": cfg.scoring.k_shot,
+        "answer_prior": cfg.scoring.answer_prior,
+        "letter_priors": scorer.describe(),
+        "shrinkage": cfg.scoring.shrinkage,
+        "category_signal": table.signal(),
         "router_category_accuracy": round(category_acc, 4),
         "router_super_category_accuracy": round(super_acc, 4),
         "best_single_accuracy": round(max(p.accuracy for p in singles), 4),
@@ -207,17 +243,18 @@ def run_routing_eval(
 
 
 def _print(result: dict[str, Any]) -> None:
-    rows: list[list[Any]] = [[p["name"], p["avg_params"], p["accuracy"], ""] for p in result["singles"]]
-    rows += [[p["name"], p["avg_params"], p["accuracy"], ""] for p in result["baselines"]]
+    rows: list[list[Any]] = [[p["name"], p["avg_params"], p["accuracy"], "", ""] for p in result["singles"]]
+    rows += [[p["name"], p["avg_params"], p["accuracy"], "", ""] for p in result["baselines"]]
     for r in result["budgets"]:
         label = "CoE, no budget" if r["budget"] is None else f"CoE, B = {r['budget']:.3f}"
-        rows.append([label, r["avg_active_params"], r["accuracy"], f"{r['line_accuracy']:.4f}"])
-    fmt = [[n, f"{c:.3f}", f"{a:.4f}", line] for n, c, a, line in rows]
+        gap = f"{r['accuracy'] - r['line_accuracy']:+.4f} ± {r['line_gap_se']:.4f}"
+        rows.append([label, r["avg_active_params"], r["accuracy"], f"{r['line_accuracy']:.4f}", gap])
+    fmt = [[n, f"{c:.3f}", f"{a:.4f}", line, gap] for n, c, a, line, gap in rows]
     print_table(
         f"MMLU held-out routing ({result['heldout_questions']} questions, {result['k_shot']}-shot); "
         f"router category accuracy {result['router_category_accuracy']:.4f} "
         f"(super-category {result['router_super_category_accuracy']:.4f})",
-        ["system", "avg active params (B)", "accuracy", "single-expert line"],
+        ["system", "avg active params (B)", "accuracy", "single-expert line", "CoE − line ± SE"],
         fmt,
     )
 

@@ -17,14 +17,16 @@ def register(sub, groups) -> None:  # noqa: ANN001
 
 
 def ensure_router_artifact(cfg: CoeConfig) -> None:
-    """Train the CoE router when its artifact is missing (under a minute on the embedded default)."""
+    """Train the CoE router when its artifact is missing, with the config's prior map (a few minutes; fitting the
+    map scores every expert, an hour cold on 2 cores: `coe train coe-router` does it)."""
     path = artifact_path(cfg.router.artifact)
     if (path / "manifest.json").exists():
         return
     from routers.train.coe_router import train_coe_router
 
     print(f"router artifact {path} is missing: training it from {TRAIN_CONFIG}", flush=True)
-    train_coe_router(TRAIN_CONFIG, path, command=f"coe train coe-router --config {TRAIN_CONFIG} --out {path}")
+    train_coe_router(TRAIN_CONFIG, path,
+                     command=f"coe train coe-router --config {TRAIN_CONFIG} --out {path} --prior-map")
 
 
 def ensure_indexes(cfg: CoeConfig) -> None:

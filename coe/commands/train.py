@@ -10,6 +10,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--config", default="configs/train/coe.yaml")
     p.add_argument("--out", default="artifacts/coe-router")
     p.add_argument("--limit", type=int, default=None, help="questions per subject (quick runs)")
+    p.add_argument("--prior-map", action="store_true",
+                   help="keep the config's category_map: skip scoring the experts (minutes instead of an hour cold)")
     p.set_defaults(func=run_coe_router)
 
 
@@ -19,6 +21,8 @@ def run_coe_router(args: argparse.Namespace) -> int:
     command = f"coe train coe-router --config {args.config} --out {args.out}"
     if args.limit:
         command += f" --limit {args.limit}"
-    report = train_coe_router(args.config, args.out, limit=args.limit, command=command)
+    if args.prior_map:
+        command += " --prior-map"
+    report = train_coe_router(args.config, args.out, limit=args.limit, command=command, fit_map=not args.prior_map)
     print(f"router artifact written to {args.out} (report: {args.out}/report.md)")
     return 0 if report else 1

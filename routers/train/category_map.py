@@ -16,29 +16,34 @@ import numpy as np
 from routers.artifacts import load_artifact, read_manifest, save_artifact
 from routers.base import Encoder, RouteInput
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy
-from routers.train.config import CoETrainConfig, load_train_config
+from routers.train.answer_prior import AnswerScorer
+from routers.train.config import CoETrainConfig, ScoringConfig, load_train_config
 from routers.train.datasets import MMLUQuestion, format_question, mmlu_split
 from routers.train.expert_scores import (
     BackendFactory,
     ScoreRecord,
     category_scores,
-    correctness,
     score_experts,
     transformers_factory,
 )
 from routers.train.fallback import choose_tau
 from routers.train.milp import MapSolution, solve_category_map
+from routers.train.shrinkage import CategorySignal, shrink_scores
+
+MEASURED_TAU_RULE = "maximises dev accuracy of the routed expert (fallback answers with the general expert)"
 
 
 @dataclass(frozen=True)
 class ScoreTable:
-    """s(c, m) on the scored categories, with the question counts used as category weights."""
+    """s(c, m) on the scored categories (shrunk if configured), with the question counts as category weights."""
 
     categories: list[str]
     experts: list[str]
     scores: np.ndarray
     counts: np.ndarray
     params: np.ndarray
+    raw_scores: np.ndarray
+    signals: list[CategorySignal] | None = None
 
     def solve(self, budget: float | None, max_experts: int | None = None) -> MapSolution:
         return solve_category_map(
@@ -46,20 +51,44 @@ class ScoreTable:
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            c: {"n": int(n), **{e: round(float(s), 4) for e, s in zip(self.experts, row, strict=True)}}
-            for c, n, row in zip(self.categories, self.counts, self.scores, strict=True)
-        }
+        """Per category: question count, the score the MILP used per expert, and the raw accuracy if it differs."""
+        out: dict[str, Any] = {}
+        for c, n, row, raw in zip(self.categories, self.counts, self.scores, self.raw_scores, strict=True):
+            out[c] = {"n": int(n), **{e: round(float(s), 4) for e, s in zip(self.experts, row, strict=True)}}
+            if self.signals is not None:
+                out[c]["raw"] = {e: round(float(s), 4) for e, s in zip(self.experts, raw, strict=True)}
+        return out
+
+    def signal(self) -> dict[str, dict[str, float]] | None:
+        """Per expert: overall dev accuracy and the between-category SD (0: no category specialisation seen)."""
+        if self.signals is None:
+            return None
+        return {e: s.as_dict() for e, s in zip(self.experts, self.signals, strict=True)}
 
 
-def score_table(cfg: CoETrainConfig, records: dict[str, dict[str, ScoreRecord]], qs: list[MMLUQuestion]) -> ScoreTable:
+def answer_scorer(sc: ScoringConfig, dev_records: dict[str, dict[str, ScoreRecord]]) -> AnswerScorer:
+    """The configured right/wrong rule; the letter priors come from the dev questions only."""
+    return AnswerScorer.from_records(dev_records) if sc.answer_prior == "dev" else AnswerScorer()
+
+
+def score_table(
+    cfg: CoETrainConfig,
+    records: dict[str, dict[str, ScoreRecord]],
+    qs: list[MMLUQuestion],
+    scorer: AnswerScorer | None = None,
+) -> ScoreTable:
     """The MILP's input: categories that have scored questions, experts in config order."""
     experts = list(records)
-    scores, counts = category_scores(records, qs, cfg.mmlu_subjects, cfg.categories)
+    correct = (scorer or AnswerScorer()).correctness(records, [q.id for q in qs])
+    raw, counts = category_scores(correct, qs, cfg.mmlu_subjects, cfg.categories)
     keep = counts > 0
+    raw, counts = raw[keep], counts[keep]
+    scores, signals = raw, None
+    if cfg.scoring.shrinkage == "empirical_bayes":
+        scores, signals = shrink_scores(raw, counts)
     params = np.array([cfg.experts[e].params_b for e in experts])
     cats = [c for c, k in zip(cfg.categories, keep, strict=True) if k]
-    return ScoreTable(cats, experts, scores[keep], counts[keep], params)
+    return ScoreTable(cats, experts, scores, counts, params, raw, signals)
 
 
 def routed_experts(router: CoERouter, questions: list[MMLUQuestion]) -> list[str]:
@@ -68,11 +97,15 @@ def routed_experts(router: CoERouter, questions: list[MMLUQuestion]) -> list[str
 
 
 def tau_from_correctness(
-    router: CoERouter, questions: list[MMLUQuestion], records: dict[str, dict[str, ScoreRecord]], cap: float
+    router: CoERouter,
+    questions: list[MMLUQuestion],
+    records: dict[str, dict[str, ScoreRecord]],
+    cap: float,
+    scorer: AnswerScorer | None = None,
 ) -> tuple[float, dict[str, float]]:
     """τ maximising dev accuracy of the routed expert (fallback: the general expert's answer)."""
     ids = [q.id for q in questions]
-    correct = correctness(records, ids)
+    correct = (scorer or AnswerScorer()).correctness(records, ids)
     index = {e: i for i, e in enumerate(records)}
     no_fallback = CoERouter(
         router.encoder,
@@ -104,8 +137,13 @@ async def fit_category_map(
     factory: BackendFactory | None = None,
     limit: int | None = None,
     command: str | None = None,
+    append_command: bool = True,
 ) -> dict[str, Any]:
-    """Score experts on dev, solve the MILP at `milp.budget`, re-choose τ, rewrite the artifact; returns a summary."""
+    """Score experts on dev, solve the MILP at `milp.budget`, re-choose τ, rewrite the artifact; returns a summary.
+
+    The manifest's command becomes `<previous command> && <command>`, or just `command` without `append_command`
+    (when the training run that wrote the artifact also fits the map).
+    """
     cfg = load_train_config(config_path)
     sc = cfg.scoring
     caps = [x for x in (limit, sc.dev_per_subject) if x is not None]
@@ -114,18 +152,23 @@ async def fit_category_map(
     records = await score_experts(
         cfg.experts, dev, sc.k_shot, sc.max_prompt_chars, factory or transformers_factory(sc.device, sc.dtype)
     )
-    table = score_table(cfg, records, dev)
+    scorer = answer_scorer(sc, records)
+    table = score_table(cfg, records, dev, scorer)
     sol = table.solve(cfg.milp.budget, cfg.milp.max_experts)
     art = load_artifact(artifact_dir, ARTIFACT_KIND, ARTIFACT_VERSION)
     new_map = {**art.meta["category_map"], **sol.category_map}
     router = CoERouter.from_artifact(artifact_dir, encoder, category_map_override=sol.category_map)
-    tau, tau_stats = tau_from_correctness(router, dev, records, cfg.fallback.max_fallback_rate)
+    tau, tau_stats = tau_from_correctness(router, dev, records, cfg.fallback.max_fallback_rate, scorer)
     map_source = {
         "method": "milp",
         "budget": cfg.milp.budget,
         "max_experts": cfg.milp.max_experts,
         "k_shot": sc.k_shot,
         "dev_questions": len(dev),
+        "answer_prior": sc.answer_prior,
+        "letter_priors": scorer.describe(),
+        "shrinkage": sc.shrinkage,
+        "category_signal": table.signal(),
         "scores": table.as_dict(),
         "expected_score": sol.expected_score,
         "avg_params_b": sol.avg_params,
@@ -136,7 +179,7 @@ async def fit_category_map(
         "category_map": new_map,
         "tau_entropy": tau,
         "map_source": map_source,
-        "tau_rule": "maximises dev accuracy of the routed expert (fallback answers with the general expert)",
+        "tau_rule": MEASURED_TAU_RULE,
     }
     old = read_manifest(artifact_dir)
     command = command or f"python -m routers.train.category_map --config {config_path} --artifact {artifact_dir}"
@@ -147,7 +190,7 @@ async def fit_category_map(
         art.arrays,
         meta,
         training_data=old.get("training_data", {}),
-        command=f"{old.get('command', '')} && {command}",
+        command=f"{old.get('command', '')} && {command}" if append_command else command,
     )
     return map_source | {"category_map": new_map, "tau_entropy": tau}
 

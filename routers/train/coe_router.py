@@ -1,4 +1,5 @@
-"""Train the CoE category router: frozen MiniLM embeddings → logistic regression → temperature → τ → artifact.
+"""Train the CoE category router: frozen MiniLM embeddings → logistic regression → temperature → τ → artifact,
+then (unless only the prior map is asked for) the category→expert map from measured expert scores.
 
 python -m routers.train.coe_router --config configs/train/coe.yaml --out artifacts/coe-router
 """
@@ -6,6 +7,7 @@ python -m routers.train.coe_router --config configs/train/coe.yaml --out artifac
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import time
 import warnings
@@ -21,9 +23,11 @@ from routers.artifacts import save_artifact
 from routers.base import Encoder
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy, softmax
 from routers.train.calibration import calibration_summary, fit_temperature
+from routers.train.category_map import MEASURED_TAU_RULE, fit_category_map
 from routers.train.config import SPLITS, CoETrainConfig, Split, load_train_config
 from routers.train.datasets import LabelledText, split_texts, training_data_checksums
 from routers.train.embed_cache import cached_embeddings
+from routers.train.expert_scores import BackendFactory
 from routers.train.fallback import TauChoice, choose_tau
 from routers.train.report import heldout_metrics, write_report
 
@@ -111,8 +115,14 @@ def train_coe_router(
     limit: int | None = None,
     encoder: Encoder | None = None,
     command: str | None = None,
+    fit_map: bool = False,
+    factory: BackendFactory | None = None,
 ) -> dict[str, Any]:
-    """Train, calibrate, save the artifact and report.json / report.md in `out_dir`; returns the report."""
+    """Train, calibrate, save the artifact and report.json / report.md in `out_dir`; returns the report.
+
+    `fit_map` also scores every expert on the dev split (k-shot MMLU through `factory`, cached) and replaces the
+    config's prior category→expert map with the MILP's at `milp.budget`, re-choosing τ on the measured scores.
+    """
     t0 = time.perf_counter()
     cfg = _capped(load_train_config(config_path), limit)
     if encoder is None:
@@ -143,23 +153,38 @@ def train_coe_router(
         training_data=training_data_checksums(cfg),
         command=command,
     )
+    t_saved = time.perf_counter()
+    map_fit = None
+    if fit_map:
+        fitting = fit_category_map(config_path, out, encoder, factory, limit, command, append_command=False)
+        map_fit = asyncio.run(fitting)
     router = CoERouter.from_artifact(out, None)
     held_probs = router.probabilities(emb["heldout"])
-    held = heldout_metrics(cfg, texts["heldout"], held_probs, router.decide(held_probs), cats, cfg.calibration.ece_bins)
+    held = heldout_metrics(cfg, texts["heldout"], held_probs, router.decide(held_probs), cats,
+                           cfg.calibration.ece_bins, router.category_map)
     t_end = time.perf_counter()
     report = {
         "command": command,
         "sizes": {s: len(texts[s]) for s in SPLITS},
         "classifier": {"C": c, "Cs": cfg.classifier.Cs, "cv_folds": cfg.classifier.cv_folds},
         "calibration": calibration,
-        "fallback": {**asdict(tau), "rule": TAU_RULE},
+        "fallback": {**asdict(tau), "rule": TAU_RULE} if map_fit is None else {
+            "tau": map_fit["tau_entropy"],
+            "expected_score": map_fit["dev_accuracy"],
+            "fallback_rate": map_fit["dev_fallback_rate"],
+            "score_without_fallback": map_fit["dev_accuracy_without_fallback"],
+            "rule": MEASURED_TAU_RULE,
+        },
         "heldout": held,
         "seconds": {
             "embed": round(t_embed - t0, 2),
             "fit": round(t_fit - t_embed, 2),
-            "calibrate_save_eval": round(t_end - t_fit, 2),
+            "calibrate_save": round(t_saved - t_fit, 2),
+            "map_fit_eval": round(t_end - t_saved, 2),
             "total": round(t_end - t0, 2),
         },
+        "category_map": {"source": "milp" if map_fit else "prior (config)", "map": router.category_map,
+                         "fit": map_fit},
     }
     write_report(report, out)
     log.info("trained coe router", extra={"out": str(out), "seconds": round(t_end - t0, 2)})
@@ -171,8 +196,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", default="configs/train/coe.yaml")
     parser.add_argument("--out", default="artifacts/coe-router")
     parser.add_argument("--limit", type=int, default=None, help="max examples per subject and split")
+    parser.add_argument("--prior-map", action="store_true", help="keep the config's map: no expert scoring")
     args = parser.parse_args(argv)
-    report = train_coe_router(args.config, args.out, args.limit)
+    report = train_coe_router(args.config, args.out, args.limit, fit_map=not args.prior_map)
     print(Path(args.out) / "report.md")
     print((Path(args.out) / "report.md").read_text())
     del report

@@ -85,6 +85,12 @@ class ScoringConfig(_Strict):
     heldout_per_subject: int | None = Field(default=12, ge=1)
     device: str = "cpu"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    answer_prior: Literal["none", "dev"] = Field(
+        default="none", description="dev: divide out each expert's letter prior, estimated on the dev questions"
+    )
+    shrinkage: Literal["none", "empirical_bayes"] = Field(
+        default="none", description="empirical_bayes: shrink category accuracies toward the expert's mean"
+    )
 
 
 class MilpConfig(_Strict):

@@ -152,24 +152,18 @@ async def score_experts(
     return out
 
 
-def correctness(records: Mapping[str, Mapping[str, ScoreRecord]], ids: Sequence[str]) -> np.ndarray:
-    """[experts, questions] 0/1 matrix in the order of `records` and `ids`."""
-    return np.array([[float(recs[i].correct) for i in ids] for recs in records.values()])
-
-
 def category_scores(
-    records: Mapping[str, Mapping[str, ScoreRecord]],
+    correct: np.ndarray,
     questions: Sequence[MMLUQuestion],
     category_of_subject: Mapping[str, str],
     categories: Sequence[str],
 ) -> tuple[np.ndarray, np.ndarray]:
-    """s(c, m) = accuracy of expert m on category c's questions, and the question count per category.
+    """s(c, m) = mean of `correct` [experts, questions] over category c's questions, and the count per category.
 
     Categories without questions get NaN scores and count 0.
     """
-    correct = correctness(records, [q.id for q in questions])
     cats = np.array([category_of_subject[q.subject] for q in questions])
-    scores = np.full((len(categories), len(records)), np.nan)
+    scores = np.full((len(categories), correct.shape[0]), np.nan)
     counts = np.zeros(len(categories))
     for i, c in enumerate(categories):
         mask = cats == c

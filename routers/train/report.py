@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ def heldout_metrics(
     decisions: list[RouteDecision],
     categories: list[str],
     ece_bins: int,
+    category_map: Mapping[str, str],
 ) -> dict[str, Any]:
     """Category accuracy (argmax of π, fallback or not), expert agreement with the map, fallback rate, ECE."""
     labels = np.array([categories.index(x.category) for x in examples])
@@ -38,7 +40,7 @@ def heldout_metrics(
     super_correct = pred_supers == supers  # right super-category, whichever of its categories was predicted
     mmlu = source == "mmlu"
     fallback = np.array([d.category is None for d in decisions])
-    true_expert = [cfg.category_map.get(c, cfg.general_expert) for c in cats]
+    true_expert = [category_map.get(c, cfg.general_expert) for c in cats]
     expert_ok = np.array([d.expert == e for d, e in zip(decisions, true_expert, strict=True)])
     return {
         "n": len(examples),
@@ -84,7 +86,30 @@ def render_markdown(report: dict[str, Any]) -> str:
               for s, v in h["per_super_category_mmlu"].items() if v["n"]]
     lines += ["", "| category | n | accuracy |", "| --- | ---: | ---: |"]
     lines += [f"| {c} | {v['n']} | {v['accuracy']:.4f} |" for c, v in h["per_category"].items() if v["n"]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _map_lines(report["category_map"])) + "\n"
+
+
+def _map_lines(section: dict[str, Any]) -> list[str]:
+    """The category→expert map and, when it was fitted, what it was fitted on."""
+    lines = ["", f"## Category → expert map ({section['source']})", ""]
+    fit = section.get("fit")
+    if fit:
+        budget = "none" if fit["budget"] is None else f"{fit['budget']} B"
+        lines += [
+            f"- MILP on {fit['dev_questions']} dev questions ({fit['k_shot']}-shot), budget {budget}: "
+            f"expected dev score {fit['expected_score']:.4f} at {fit['avg_params_b']:.3f} B average active params",
+            f"- answer-letter prior: {fit['answer_prior']}; shrinkage: {fit['shrinkage']}; "
+            f"τ re-chosen on measured scores = {fit['tau_entropy']:.3f} (dev accuracy {fit['dev_accuracy']:.4f}, "
+            f"fallback rate {fit['dev_fallback_rate']:.3f})",
+        ]
+        if fit.get("category_signal"):
+            lines += ["", "| expert | dev accuracy | between-category SD | sampling SD |",
+                      "| --- | ---: | ---: | ---: |"]
+            lines += [f"| {e} | {s['mean']:.4f} | {s['between_sd']:.4f} | {s['sampling_sd']:.4f} |"
+                      for e, s in fit["category_signal"].items()]
+    lines += ["", "| category | expert |", "| --- | --- |"]
+    lines += [f"| {c} | {e} |" for c, e in sorted(section["map"].items())]
+    return lines
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "routers" / "train"))
 from fakes import Factory, KeywordEncoder, write_config, write_dataset  # noqa: E402
 
-from eval.routing import Point, hull_line, line_accuracy, run_routing_eval  # noqa: E402
+from eval.routing import Point, hull_line, line_accuracy, line_gap_se, line_mix, run_routing_eval  # noqa: E402
 from routers.artifacts import save_artifact  # noqa: E402
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION  # noqa: E402
 
@@ -22,6 +22,17 @@ def test_hull_line_skips_dominated_points():
     assert hull == [(0.135, 0.30), (0.49, 0.40)]
     assert line_accuracy(hull, 0.3125) == pytest.approx(0.35)
     assert line_accuracy(hull, 1.0) == pytest.approx(0.40)
+
+
+def test_line_mix_and_the_paired_standard_error():
+    singles = [Point("s", 0.135, 0.30), Point("m", 0.27, 0.28), Point("b", 0.49, 0.40)]
+    mix = line_mix(singles, 0.3125)
+    assert mix == pytest.approx({"s": 0.5, "b": 0.5})  # m lies under the hull: never mixed in
+    assert line_mix(singles, 0.1) == {"s": 1.0} and line_mix(singles, 0.6) == {"b": 1.0}
+    correct = np.array([[1, 0, 1, 0], [0, 0, 0, 0], [1, 1, 0, 0]], dtype=float)
+    picked = np.array([1, 1, 1, 0], dtype=float)
+    # line per question: 0.5 * s + 0.5 * b = [1, .5, .5, 0]; gaps [0, .5, .5, 0]: SD 0.2887 / sqrt(4)
+    assert line_gap_se(picked, mix, ["s", "m", "b"], correct) == pytest.approx(np.std([0, .5, .5, 0], ddof=1) / 2)
 
 
 def test_frontier_exact(tmp_path, monkeypatch):

@@ -10,6 +10,7 @@ from fakes import Factory, KeywordEncoder, write_config, write_dataset
 
 from routers.artifacts import load_artifact, save_artifact
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION
+from routers.train.answer_prior import AnswerScorer
 from routers.train.category_map import fit_category_map
 from routers.train.config import load_train_config
 from routers.train.datasets import MMLUQuestion, mmlu_split
@@ -53,7 +54,8 @@ def test_scores_are_cached_and_resumed(env):
     more = Factory()
     recs = asyncio.run(score_experts(cfg.experts, dev, 2, 6000, more))
     assert [len(b.prompts) for b in more.backends.values()] == [4, 4, 4]  # only the missing rel questions
-    scores, counts = category_scores(recs, dev, cfg.mmlu_subjects, cfg.categories)
+    correct = AnswerScorer().correctness(recs, [q.id for q in dev])
+    scores, counts = category_scores(correct, dev, cfg.mmlu_subjects, cfg.categories)
     np.testing.assert_array_equal(counts, [4, 4, 0])
     np.testing.assert_array_equal(scores[:2], [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
     assert np.isnan(scores[2]).all()
@@ -80,3 +82,46 @@ def test_fit_category_map_rewrites_the_artifact(env, tmp_path):
     assert loaded.meta["category_map"] == summary["category_map"]
     assert loaded.meta["map_source"]["scores"]["philosophy"] == {"n": 4, "big": 1.0, "mathy": 0.0, "small": 0.0}
     assert loaded.manifest["command"].startswith("train && ")
+
+
+def _with_scoring(path, **scoring):
+    import yaml
+
+    raw = yaml.safe_load(path.read_text())
+    raw["scoring"].update(scoring)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_shrinkage_and_letter_prior_in_the_map_fit(env, tmp_path):
+    art = tmp_path / "art"
+    meta = {"categories": ["math", "philosophy", "writing"], "temperature": 1.0, "tau_entropy": 0.5,
+            "min_confidence": None, "category_map": {}, "general_expert": "small"}
+    save_artifact(art, ARTIFACT_KIND, ARTIFACT_VERSION, {"W": np.eye(3), "b": np.zeros(3)}, meta, command="train")
+    cfg = _with_scoring(env, answer_prior="dev", shrinkage="empirical_bayes")
+    summary = asyncio.run(fit_category_map(cfg, art, KeywordEncoder(), Factory()))
+    # mathy is right on math (4/4) and wrong on philosophy (0/4): p = 0.5, sample variance 0.5, noise 0.0625,
+    # weight 0.875, so its math score shrinks to 0.9375 and big (1.0 everywhere) now wins math outright.
+    assert summary["scores"]["math"] == {"n": 4, "big": 1.0, "mathy": 0.9375, "small": 0.0,
+                                         "raw": {"big": 1.0, "mathy": 1.0, "small": 0.0}}
+    assert summary["category_map"] == {"math": "big", "philosophy": "big"}
+    assert summary["category_signal"]["mathy"]["between_sd"] == pytest.approx(0.4375**0.5, abs=1e-4)
+    # The fake experts' predictions cover the letters evenly, so each letter prior is uniform.
+    assert summary["letter_priors"]["small"] == [0.25, 0.25, 0.25, 0.25]
+
+
+def test_training_with_the_map_fit_writes_a_servable_artifact(env, tmp_path):
+    from routers.coe import CoERouter
+    from routers.train.coe_router import train_coe_router
+
+    out = tmp_path / "router"
+    report = train_coe_router(env, out, encoder=KeywordEncoder(), command="coe train coe-router",
+                              fit_map=True, factory=Factory())
+    assert report["category_map"]["source"] == "milp"
+    assert report["category_map"]["map"] == {"math": "mathy", "philosophy": "big"}
+    router = CoERouter.from_artifact(out, KeywordEncoder())
+    assert router.category_map == report["category_map"]["map"]
+    loaded = load_artifact(out, ARTIFACT_KIND, ARTIFACT_VERSION)
+    assert loaded.manifest["command"] == "coe train coe-router"
+    assert "| math | mathy |" in (out / "report.md").read_text()
+    assert report["fallback"]["tau"] == router.tau_entropy  # the τ re-chosen with the fitted map, not phase 1's

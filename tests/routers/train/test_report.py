@@ -32,7 +32,7 @@ def test_super_category_accuracy_counts_a_sibling_category_as_right() -> None:
     for row, c in enumerate(predicted):
         probs[row, categories.index(c)] = 0.7
     decisions = [RouteDecision("small", c, 0.7, "test") for c in predicted]
-    h = heldout_metrics(cfg, examples, probs, decisions, categories, ece_bins=5)
+    h = heldout_metrics(cfg, examples, probs, decisions, categories, ece_bins=5, category_map=cfg.category_map)
     assert h["mmlu_category_accuracy"] == {"n": 4, "accuracy": 0.5}
     assert h["mmlu_super_category_accuracy"] == {"n": 4, "accuracy": 0.75}
     assert h["per_super_category_mmlu_super_level"]["stem"] == {"n": 3, "accuracy": 1.0}
