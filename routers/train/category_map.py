@@ -44,10 +44,11 @@ class ScoreTable:
     params: np.ndarray
     raw_scores: np.ndarray
     signals: list[CategorySignal] | None = None
+    fixed: dict[str, str] | None = None  # scored categories whose expert the config pins
 
     def solve(self, budget: float | None, max_experts: int | None = None) -> MapSolution:
         return solve_category_map(
-            self.scores, self.counts, self.params, self.categories, self.experts, budget, max_experts
+            self.scores, self.counts, self.params, self.categories, self.experts, budget, max_experts, self.fixed
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -88,7 +89,8 @@ def score_table(
         scores, signals = shrink_scores(raw, counts)
     params = np.array([cfg.experts[e].params_b for e in experts])
     cats = [c for c, k in zip(cfg.categories, keep, strict=True) if k]
-    return ScoreTable(cats, experts, scores, counts, params, raw, signals)
+    fixed = {c: e for c, e in cfg.milp.fixed.items() if c in cats}
+    return ScoreTable(cats, experts, scores, counts, params, raw, signals, fixed)
 
 
 def routed_experts(router: CoERouter, questions: list[MMLUQuestion]) -> list[str]:
@@ -156,13 +158,14 @@ async def fit_category_map(
     table = score_table(cfg, records, dev, scorer)
     sol = table.solve(cfg.milp.budget, cfg.milp.max_experts)
     art = load_artifact(artifact_dir, ARTIFACT_KIND, ARTIFACT_VERSION)
-    new_map = {**art.meta["category_map"], **sol.category_map}
+    new_map = {**art.meta["category_map"], **cfg.milp.fixed, **sol.category_map}
     router = CoERouter.from_artifact(artifact_dir, encoder, category_map_override=sol.category_map)
     tau, tau_stats = tau_from_correctness(router, dev, records, cfg.fallback.max_fallback_rate, scorer)
     map_source = {
         "method": "milp",
         "budget": cfg.milp.budget,
         "max_experts": cfg.milp.max_experts,
+        "fixed": cfg.milp.fixed,
         "k_shot": sc.k_shot,
         "dev_questions": len(dev),
         "answer_prior": sc.answer_prior,

@@ -99,6 +99,7 @@ class MilpConfig(_Strict):
     budget: float | None = Field(default=None, gt=0)
     max_experts: int | None = Field(default=None, ge=1)
     sweep: list[float] = Field(default_factory=lambda: [0.135, 0.2, 0.27, 0.35, 0.42, 0.49])
+    fixed: dict[str, str] = Field(default_factory=dict, description="category -> expert the MILP may not change")
 
 
 class ExpertSpec(_Strict):
@@ -153,6 +154,8 @@ class CoETrainConfig(_Strict):
             "categories without training data": sorted(known - used),
             "category_map keys that are not categories": sorted(set(self.category_map) - known),
             "category_map experts not in experts": sorted(set(self.category_map.values()) - set(self.experts)),
+            "milp.fixed keys that are not categories": sorted(set(self.milp.fixed) - known),
+            "milp.fixed experts not in experts": sorted(set(self.milp.fixed.values()) - set(self.experts)),
         }
         if self.general_expert not in self.experts:
             problems["general_expert not in experts"] = [self.general_expert]

@@ -4,12 +4,13 @@ maximise   Σ_c w_c · Σ_m s(c, m) · x_cm
 subject to Σ_m x_cm = 1                       every category gets exactly one expert
            Σ_c w_c · Σ_m p_m · x_cm ≤ B       average active parameters under the category mix w
            x_cm ≤ y_m,  Σ_m y_m ≤ L           optional: at most L distinct experts kept loaded
+           x_cm = 1 for (c, m) in F            optional: categories whose expert the operator fixed
            x, y ∈ {0, 1}
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,9 +32,21 @@ class MapSolution:
     experts_used: tuple[str, ...]
 
 
-def min_feasible_budget(params: np.ndarray) -> float:
-    """The cheapest map sends every category to the cheapest expert (feasible for any expert limit ≥ 1)."""
-    return float(np.min(params))
+def min_feasible_budget(params: np.ndarray, weights: np.ndarray | None = None,
+                        fixed_cost: Mapping[int, float] | None = None) -> float:
+    """The cheapest map sends every free category to the cheapest expert and fixed ones to their expert."""
+    cheapest = float(np.min(params))
+    if not fixed_cost or weights is None:
+        return cheapest
+    w = np.asarray(weights, dtype=np.float64) / np.sum(weights)
+    return float(sum(w[c] * fixed_cost.get(c, cheapest) for c in range(len(w))))
+
+
+def _fixed_indices(fixed: Mapping[str, str], categories: Sequence[str], experts: Sequence[str]) -> dict[int, int]:
+    unknown = {c: e for c, e in fixed.items() if c not in categories or e not in experts}
+    if unknown:
+        raise ValueError(f"fixed map entries name unknown categories or experts: {unknown}")
+    return {list(categories).index(c): list(experts).index(e) for c, e in fixed.items()}
 
 
 def _constraints(w: np.ndarray, p: np.ndarray, budget: float | None, limit: int | None) -> list[LinearConstraint]:
@@ -68,11 +81,13 @@ def solve_category_map(
     experts: Sequence[str],
     budget: float | None = None,
     max_experts: int | None = None,
+    fixed: Mapping[str, str] | None = None,
 ) -> MapSolution:
     """Best category→expert map under an average-active-parameter budget (None: no budget).
 
     `scores` is [categories, experts] (e.g. k-shot accuracy), `weights` the category mix (normalised here),
-    `params` the active parameters of each expert in the unit of `budget` (billions in coe).
+    `params` the active parameters of each expert in the unit of `budget` (billions in coe); `fixed` pins
+    categories to experts (their traffic still counts against the budget).
     """
     s = np.asarray(scores, dtype=np.float64)
     p = np.asarray(params, dtype=np.float64)
@@ -84,21 +99,26 @@ def solve_category_map(
     if max_experts is not None and max_experts < 1:
         raise ValueError(f"max_experts must be >= 1, got {max_experts}")
     w = w / w.sum()
-    floor = min_feasible_budget(p)
+    pins = _fixed_indices(fixed or {}, categories, experts)
+    floor = min_feasible_budget(p, w, {c: float(p[m]) for c, m in pins.items()})
     if budget is not None and budget < floor - 1e-12:
         cheapest = experts[int(np.argmin(p))]
+        pinned = " and the fixed categories on their experts" if pins else ""
         raise InfeasibleBudgetError(
             f"budget {budget:g} is infeasible: the minimum feasible budget is {floor:g} "
-            f"(every category on the cheapest expert, {cheapest})"
+            f"(every category on the cheapest expert, {cheapest}{pinned})"
         )
     n_c, n_m = s.shape
     n_y = n_m if max_experts is not None else 0
     c_vec = np.concatenate([(w[:, None] * (TIE_BREAK * p[None, :] - s)).ravel(), np.zeros(n_y)])
+    lower = np.zeros(len(c_vec))
+    for c, m in pins.items():
+        lower[c * n_m + m] = 1.0
     res = milp(
         c_vec,
         constraints=_constraints(w, p, budget, max_experts),
         integrality=np.ones(len(c_vec)),
-        bounds=Bounds(0, 1),
+        bounds=Bounds(lower, 1),
         options={"mip_rel_gap": 1e-9},
     )
     if res.x is None:

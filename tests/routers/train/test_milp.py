@@ -61,3 +61,36 @@ def test_bad_inputs():
         solve_category_map(SCORES[:2], WEIGHTS, PARAMS, CATS, EXPERTS)
     with pytest.raises(ValueError, match="max_experts"):
         solve(max_experts=0)
+
+
+def test_fixed_categories_are_kept_and_paid_for():
+    # writing pinned to qwen costs 0.098 of the 0.35 budget: math cannot have qwen too (0.3835 in all),
+    # so gemma takes math and history: 0.5 * 0.5 + 0.3 * 0.8 + 0.2 * 0.5 = 0.59 at 0.314.
+    sol = solve_category_map(SCORES, WEIGHTS, PARAMS, CATS, EXPERTS, 0.35, None, {"writing": "qwen"})
+    assert sol.category_map == {"math": "gemma", "history": "gemma", "writing": "qwen"}
+    assert sol.expected_score == pytest.approx(0.59)
+    assert sol.avg_params == pytest.approx(0.314)
+    with pytest.raises(InfeasibleBudgetError, match=r"minimum feasible budget is 0\.206 .*fixed categories"):
+        solve_category_map(SCORES, WEIGHTS, PARAMS, CATS, EXPERTS, 0.2, None, {"writing": "qwen"})
+    with pytest.raises(ValueError, match="unknown categories or experts: {'poetry': 'qwen'}"):
+        solve_category_map(SCORES, WEIGHTS, PARAMS, CATS, EXPERTS, None, None, {"poetry": "qwen"})
+
+
+def test_training_config_refuses_unknown_fixed_entries(tmp_path):
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fakes import write_config
+
+    from routers.train.config import load_train_config
+
+    path = write_config(tmp_path / "coe.yaml")
+    raw = yaml.safe_load(path.read_text())
+    raw["milp"]["fixed"] = {"math": "nobody", "poetry": "big"}
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=r"milp\.fixed keys that are not categories: \['poetry'\].*"
+                                         r"milp\.fixed experts not in experts: \['nobody'\]"):
+        load_train_config(path)
