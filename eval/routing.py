@@ -84,15 +84,15 @@ def line_gap_se(picked: np.ndarray, mix: dict[str, float], experts: list[str], c
     return float(gap.std(ddof=1) / np.sqrt(len(gap))) if len(gap) > 1 else float("nan")
 
 
-def _picked(experts: list[str], chosen: list[str], correct: np.ndarray) -> np.ndarray:
-    """Per question: 1 if the expert chosen for it answered right."""
+def picked_correct(experts: list[str], chosen: list[str], correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per question: the chosen expert's index and whether it answered right."""
     idx = np.array([experts.index(e) for e in chosen])
-    return correct[idx, np.arange(len(chosen))]
+    return idx, correct[idx, np.arange(len(chosen))]
 
 
 def _score(experts: list[str], chosen: list[str], correct: np.ndarray, params: np.ndarray) -> tuple[float, float]:
-    idx = np.array([experts.index(e) for e in chosen])
-    return float(_picked(experts, chosen, correct).mean()), float(params[idx].mean())
+    idx, right = picked_correct(experts, chosen, correct)
+    return float(right.mean()), float(params[idx].mean())
 
 
 def _oracle(cfg: CoETrainConfig, qs: list[MMLUQuestion], correct: np.ndarray, params: np.ndarray) -> Point:
@@ -141,9 +141,9 @@ def _budget_rows(
         except InfeasibleBudgetError:
             continue
         router = CoERouter.from_artifact(artifact, encoder, category_map_override=sol.category_map)
-        chosen = routed_experts(router, qs)
-        acc, cost = _score(experts, chosen, correct, params)
-        se = line_gap_se(_picked(experts, chosen, correct), line_mix(singles, cost), experts, correct)
+        idx, right = picked_correct(experts, routed_experts(router, qs), correct)
+        acc, cost = float(right.mean()), float(params[idx].mean())
+        se = line_gap_se(right, line_mix(singles, cost), experts, correct)
         rows.append(
             {
                 "budget": budget,

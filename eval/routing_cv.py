@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from eval.routing import Point, hull_line, line_accuracy
+from eval.routing import Point, hull_line, line_accuracy, picked_correct
 from eval.stats import print_table, write_json
-from routers.train.answer_prior import AnswerScorer
-from routers.train.category_map import score_table
+from routers.train.category_map import answer_scorer, score_table
 from routers.train.config import CoETrainConfig, load_train_config
 from routers.train.datasets import MMLUQuestion, mmlu_split
 from routers.train.expert_scores import BackendFactory, ScoreRecord, score_experts, transformers_factory
@@ -38,21 +37,21 @@ def _one_way(
     experts = list(recs)
     params = np.array([cfg.experts[e].params_b for e in experts])
     fit_recs = {e: {q.id: r[q.id] for q in fit} for e, r in recs.items()}
-    scorer = AnswerScorer.from_records(fit_recs) if cfg.scoring.answer_prior == "dev" else AnswerScorer()
+    scorer = answer_scorer(cfg.scoring, fit_recs)
     table = score_table(cfg, fit_recs, fit, scorer)
     correct = scorer.correctness(recs, [q.id for q in test])
     singles = [Point(e, float(params[i]), float(correct[i].mean())) for i, e in enumerate(experts)]
     hull = hull_line(singles)
     cats = [cfg.mmlu_subjects[q.subject] for q in test]
     gaps, top = [], 0.0
-    for budget in [*cfg.milp.sweep, None]:
+    for budget in [*cfg.milp.sweep, None]:  # None (no budget) comes last: its accuracy is the top budget's
         try:
             sol = table.solve(budget, cfg.milp.max_experts)
         except InfeasibleBudgetError:
             gaps.append(float("nan"))
             continue
-        idx = np.array([experts.index(sol.category_map[c]) for c in cats])
-        acc = float(correct[idx, np.arange(len(cats))].mean())
+        idx, right = picked_correct(experts, [sol.category_map[c] for c in cats], correct)
+        acc = float(right.mean())
         gaps.append(acc - line_accuracy(hull, float(params[idx].mean())))
         top = acc
     return gaps, top, max(p.accuracy for p in singles)
