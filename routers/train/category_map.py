@@ -159,7 +159,7 @@ async def fit_category_map(
     sol = table.solve(cfg.milp.budget, cfg.milp.max_experts)
     art = load_artifact(artifact_dir, ARTIFACT_KIND, ARTIFACT_VERSION)
     new_map = {**art.meta["category_map"], **cfg.milp.fixed, **sol.category_map}
-    router = CoERouter.from_artifact(artifact_dir, encoder, category_map_override=sol.category_map)
+    router = CoERouter.from_artifact(artifact_dir, encoder, category_map_override=new_map)  # τ for the saved map
     tau, tau_stats = tau_from_correctness(router, dev, records, cfg.fallback.max_fallback_rate, scorer)
     map_source = {
         "method": "milp",

@@ -33,8 +33,9 @@ def write_dataset(root: Path) -> Path:
     return root
 
 
-def write_config(path: Path, k_shot: int = 2) -> Path:
-    cfg = {
+def write_config(path: Path, k_shot: int = 2, **sections: dict) -> Path:
+    """The fake recipe; each keyword's entries update (are merged into) that top-level section."""
+    cfg: dict = {
         "super_categories": {"stem": ["math"], "humanities": ["philosophy"], "chat": ["writing"]},
         "mmlu_subjects": SUBJECTS,
         "mt_bench": {"categories": {"writing": "writing"}},
@@ -46,6 +47,8 @@ def write_config(path: Path, k_shot: int = 2) -> Path:
         "experts": {"big": {"params_b": 0.49}, "mathy": {"params_b": 0.27}, "small": {"params_b": 0.135}},
         "category_map": {},
     }
+    for name, entries in sections.items():
+        cfg[name] = {**cfg[name], **entries}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 

@@ -84,21 +84,12 @@ def test_fit_category_map_rewrites_the_artifact(env, tmp_path):
     assert loaded.manifest["command"].startswith("train && ")
 
 
-def _with_scoring(path, **scoring):
-    import yaml
-
-    raw = yaml.safe_load(path.read_text())
-    raw["scoring"].update(scoring)
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
-
-
 def test_shrinkage_and_letter_prior_in_the_map_fit(env, tmp_path):
     art = tmp_path / "art"
     meta = {"categories": ["math", "philosophy", "writing"], "temperature": 1.0, "tau_entropy": 0.5,
             "min_confidence": None, "category_map": {}, "general_expert": "small"}
     save_artifact(art, ARTIFACT_KIND, ARTIFACT_VERSION, {"W": np.eye(3), "b": np.zeros(3)}, meta, command="train")
-    cfg = _with_scoring(env, answer_prior="dev", shrinkage="empirical_bayes")
+    cfg = write_config(env, scoring={"answer_prior": "dev", "shrinkage": "empirical_bayes"})
     summary = asyncio.run(fit_category_map(cfg, art, KeywordEncoder(), Factory()))
     # mathy is right on math (4/4) and wrong on philosophy (0/4): p = 0.5, sample variance 0.5, noise 0.0625,
     # weight 0.875, so its math score shrinks to 0.9375 and big (1.0 everywhere) now wins math outright.

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fakes import write_config
 
+from routers.train.config import load_train_config
 from routers.train.milp import InfeasibleBudgetError, solve_category_map
 
 CATS = ["math", "history", "writing"]
@@ -77,20 +79,7 @@ def test_fixed_categories_are_kept_and_paid_for():
 
 
 def test_training_config_refuses_unknown_fixed_entries(tmp_path):
-    import sys
-    from pathlib import Path
-
-    import yaml
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fakes import write_config
-
-    from routers.train.config import load_train_config
-
-    path = write_config(tmp_path / "coe.yaml")
-    raw = yaml.safe_load(path.read_text())
-    raw["milp"]["fixed"] = {"math": "nobody", "poetry": "big"}
-    path.write_text(yaml.safe_dump(raw))
+    path = write_config(tmp_path / "coe.yaml", milp={"fixed": {"math": "nobody", "poetry": "big"}})
     with pytest.raises(ValueError, match=r"milp\.fixed keys that are not categories: \['poetry'\].*"
                                          r"milp\.fixed experts not in experts: \['nobody'\]"):
         load_train_config(path)
