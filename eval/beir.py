@@ -57,18 +57,18 @@ def _dataset_scores(name: str, folder: Path, encoder: ExpertQueryEncoder, system
 def run_beir_eval(datasets: list[str] | dict[str, str | Path] | None = None, json_path: str | Path | None = None,
                   plot_path: str | Path | None = None, experts: dict[str, Path] | None = None,
                   router_path: Path | None = None, encoder_ref: str = DEFAULT_ENCODER, split: str = "test",
-                  show: bool = True) -> dict[str, Any]:
+                  show: bool = True, experts_dir: Path = ARTIFACTS) -> dict[str, Any]:
     """Evaluate every system; writes JSON (`ndcg10` = {system: {dataset: value, "avg": value}}) and a PNG."""
     if datasets is None:
         datasets = dict(EVAL_DATASETS)
     elif isinstance(datasets, list):
         datasets = {Path(d).name: d for d in datasets}
     experts = experts if experts is not None else {
-        n: ARTIFACTS / n for n in ("scifact", "cranfield", "cisi", "npl", "multitask") if (ARTIFACTS / n).is_dir()}
+        n: experts_dir / n for n in ("scifact", "cranfield", "cisi", "npl", "multitask") if (experts_dir / n).is_dir()}
     encoder = ExpertQueryEncoder(encoder_ref)
     for name, path in experts.items():
         encoder.load_expert(name, path)
-    router_path = router_path or ARTIFACTS / "router"
+    router_path = router_path or experts_dir / "router"
     router = PilotRouter.from_artifact(router_path) if router_path.is_dir() else None
     systems = [BASE, *experts]
     results: dict[str, Any] = {m: {} for m in METRICS}

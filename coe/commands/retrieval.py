@@ -22,12 +22,18 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--out", default=None, help="artifact folder (default artifacts/retriever/<name>)")
     p.add_argument("--max-steps", type=int, default=None, help="upper bound of the epoch-based step count")
     p.add_argument("--steps", type=int, default=None, help="exactly this many optimizer steps (overrides the epochs)")
+    p.add_argument("--pseudo-queries", type=int, default=None,
+                   help="also train on up to this many pseudo-queries cut from each dataset's documents (default "
+                        "2000, the committed recipe; 0: judged queries only)")
+    p.add_argument("--pseudo-share", type=float, default=0.5, help="share of batches drawn from pseudo-queries")
+    p.add_argument("--seed", type=int, default=0, help="seed of the batches, pseudo-queries and adapter init")
     p.set_defaults(func=run_train_expert)
 
     p = groups["train"].add_parser("retriever-router", help="pilot embeddings of the retriever experts")
     p.add_argument("--k", type=int, default=8, help="KMeans centroids per expert")
     p.add_argument("--no-base", action="store_true", help="do not let the router pick the plain base encoder")
-    p.add_argument("--out", default=None)
+    p.add_argument("--experts-dir", default=None, help="folder of the expert adapters (default artifacts/retriever)")
+    p.add_argument("--out", default=None, help="default: <experts-dir>/router")
     p.set_defaults(func=run_train_router)
 
     p = groups["eval"].add_parser("beir", help="nDCG@10 / recall@100 of base, experts, multitask, routers, oracle")
@@ -36,6 +42,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
                    help="the same as a comma-separated list: DIR[,DIR...]")
     p.add_argument("--json", default=None, help="write results here")
     p.add_argument("--plot", default=None, help="write a PNG bar chart here")
+    p.add_argument("--experts-dir", default=None,
+                   help="folder of the adapters and the router to evaluate (default artifacts/retriever)")
     p.set_defaults(func=run_eval_beir)
 
 
@@ -80,13 +88,21 @@ def run_index(args: argparse.Namespace) -> int:
 
 def run_train_expert(args: argparse.Namespace) -> int:
     from experts.embed.train_lora import LoraTrainConfig
-    from routers.train.retriever import train_retriever_expert, train_retriever_multitask
+    from routers.train.retriever import (
+        EXPERT_RECIPE,
+        MULTITASK_RECIPE,
+        train_retriever_expert,
+        train_retriever_multitask,
+    )
 
     out = Path(args.out) if args.out else None
-    bounds = {"max_steps": args.max_steps or (240 if args.dataset == "multitask" else 120)}
+    recipe = MULTITASK_RECIPE if args.dataset == "multitask" else EXPERT_RECIPE
+    bounds = {"max_steps": args.max_steps or recipe["max_steps"]}
     if args.steps:
         bounds = {"min_steps": args.steps, "max_steps": args.steps}
-    cfg = LoraTrainConfig.model_validate(bounds)
+    pseudo = recipe["pseudo_queries"] if args.pseudo_queries is None else args.pseudo_queries
+    cfg = LoraTrainConfig.model_validate({**bounds, "pseudo_queries": pseudo, "pseudo_share": args.pseudo_share,
+                                          "seed": args.seed})
     if args.dataset == "multitask":
         report = train_retriever_multitask(out=out, cfg=cfg, command=_command())
     else:
@@ -96,9 +112,11 @@ def run_train_expert(args: argparse.Namespace) -> int:
 
 
 def run_train_router(args: argparse.Namespace) -> int:
-    from routers.train.retriever import train_retriever_router
+    from routers.train.retriever import ARTIFACTS, EXPERT_DATASETS, train_retriever_router
 
-    meta = train_retriever_router(out=Path(args.out) if args.out else None, k=args.k,
+    root = Path(args.experts_dir) if args.experts_dir else ARTIFACTS
+    meta = train_retriever_router(experts={name: root / name for name in EXPERT_DATASETS},
+                                  out=Path(args.out) if args.out else root / "router", k=args.k,
                                   include_base=not args.no_base, command=_command())
     print({"assignment": meta["assignment"], "train_seconds": meta["train_seconds"]})
     return 0
@@ -106,7 +124,9 @@ def run_train_router(args: argparse.Namespace) -> int:
 
 def run_eval_beir(args: argparse.Namespace) -> int:
     from eval.beir import run_beir_eval
+    from routers.train.retriever import ARTIFACTS
 
     datasets = list(args.datasets) + [d for d in (args.datasets_csv or "").split(",") if d.strip()]
-    run_beir_eval(datasets or None, json_path=args.json, plot_path=args.plot)
+    run_beir_eval(datasets or None, json_path=args.json, plot_path=args.plot,
+                  experts_dir=Path(args.experts_dir) if args.experts_dir else ARTIFACTS)
     return 0

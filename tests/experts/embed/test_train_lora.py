@@ -50,3 +50,14 @@ def test_training_lowers_the_loss_and_ranks_the_judged_documents_higher(tiny: Pa
     assert _mean_rank(encoder, index, split, "tiny") < _mean_rank(encoder, index, split, None)
     np.testing.assert_allclose(encoder.encode(list(split.queries.values())), base_before, atol=1e-6)
     np.testing.assert_array_equal(index.embeddings(), documents_before)
+
+
+def test_pseudo_queries_join_training_and_keep_the_judged_queries_epochs(tiny: Path, tmp_path: Path) -> None:
+    encoder = ExpertQueryEncoder()
+    split = load_split(tiny, "train", name="tiny")
+    index = load_or_build_index("tiny", tiny, encoder, encoder_id(encoder.ref), tmp_path / "indexes")
+    cfg = LoraTrainConfig(batch_size=4, epochs=1, min_steps=1, max_steps=100, hard_negatives=False,
+                          pseudo_queries=5, pseudo_share=0.5)
+    report = train_query_adapter("tiny", [TrainingSet(split, index)], encoder, cfg)
+    assert report["pseudo_queries"] == 5  # every document has a title and a body long enough to cut from
+    assert report["steps"] == 4  # 1 epoch x 8 judged pairs / 4 per batch, doubled because half the batches are pseudo
