@@ -97,12 +97,11 @@ def run_train_expert(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else None
     recipe = MULTITASK_RECIPE if args.dataset == "multitask" else EXPERT_RECIPE
-    bounds = {"max_steps": args.max_steps or recipe["max_steps"]}
+    given = {"max_steps": args.max_steps, "pseudo_queries": args.pseudo_queries}
+    overrides = {k: v for k, v in given.items() if v is not None}
     if args.steps:
-        bounds = {"min_steps": args.steps, "max_steps": args.steps}
-    pseudo = recipe["pseudo_queries"] if args.pseudo_queries is None else args.pseudo_queries
-    cfg = LoraTrainConfig.model_validate({**bounds, "pseudo_queries": pseudo, "pseudo_share": args.pseudo_share,
-                                          "seed": args.seed})
+        overrides |= {"min_steps": args.steps, "max_steps": args.steps}
+    cfg = LoraTrainConfig.model_validate({**recipe, **overrides, "pseudo_share": args.pseudo_share, "seed": args.seed})
     if args.dataset == "multitask":
         report = train_retriever_multitask(out=out, cfg=cfg, command=_command())
     else:

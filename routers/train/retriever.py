@@ -81,7 +81,7 @@ def train_adapter(expert: str, datasets: list[str | Path], out: Path, cfg: LoraT
 
 def train_retriever_expert(dataset: str | Path, out: Path | None = None, cfg: LoraTrainConfig | None = None,
                            command: str = "") -> dict[str, object]:
-    """The domain expert of one dataset (its train qrels), saved under artifacts/retriever/<name>."""
+    """The domain expert of one dataset (its train qrels and pseudo-queries), saved under artifacts/retriever/<name>."""
     name = Path(str(dataset)).name
     cfg = cfg or LoraTrainConfig.model_validate(EXPERT_RECIPE)
     return train_adapter(name, [dataset], out or ARTIFACTS / name, cfg, command=command)

@@ -132,3 +132,23 @@ def test_load_indexes_reports_corpora_whose_data_is_missing(tmp_path) -> None:
                           index_dir=tmp_path / "idx")
     missing = RetrievalService(cfg).load_indexes()
     assert list(missing) == ["gone"] and "nowhere" in missing["gone"]
+
+
+@pytest.mark.parametrize("given,want", [
+    ({"dataset": "scifact"}, (30, 200, 2000)),                       # the committed expert recipe
+    ({"dataset": "multitask", "pseudo_queries": 0}, (30, 300, 0)),   # the baseline's recipe, judged queries only
+    ({"dataset": "cisi", "steps": 50}, (50, 50, 2000)),              # exact steps override the bounds only
+])
+def test_train_expert_command_starts_from_the_committed_recipe(given: dict, want: tuple) -> None:
+    import argparse
+    from unittest import mock
+
+    from coe.commands.retrieval import run_train_expert
+
+    args = argparse.Namespace(**{"out": None, "max_steps": None, "pseudo_queries": None, "steps": None,
+                                 "pseudo_share": 0.5, "seed": 0, **given})
+    with mock.patch("routers.train.retriever.train_retriever_expert") as expert, \
+            mock.patch("routers.train.retriever.train_retriever_multitask") as multitask:
+        run_train_expert(args)
+    cfg = (multitask if given["dataset"] == "multitask" else expert).call_args.kwargs["cfg"]
+    assert (cfg.min_steps, cfg.max_steps, cfg.pseudo_queries) == want
