@@ -69,7 +69,7 @@ def _pool(texts: list[str], positive_ids: list[list[str]], index: CorpusIndex, e
     import torch
 
     row_of = {d: i for i, d in enumerate(index.doc_ids)}
-    positives = [[row_of[d] for d in ids if d in row_of] for ids in positive_ids]
+    positives = [[row_of[d] for d in ids] for ids in positive_ids]
     keep = [i for i, p in enumerate(positives) if p]
     texts, positives = [texts[i] for i in keep], [positives[i] for i in keep]
     negatives: list[list[int]] = [[] for _ in texts]
