@@ -7,6 +7,9 @@ Systems, all on the same base model and the same multiple-choice items (experts/
 - glider α=a,k=k: gates + α × global scores, top-k renormalised; `glider` is the artifact's default (α, k),
   fixed before this evaluation, the sweep is reported beside it;
 - best_single: the one expert with the best mean over a group's tasks; oracle: the best expert per task.
+Beside accuracy, each system's nats per token of the right answer (lower is better; a far less noisy view of the
+same routing than 4-way accuracy) and the paired differences the goals ask for (GLIDER − local-only on held-in,
+GLIDER − base on held-out, per item on the same items) with their standard errors.
 The task's instruction is written once per task by the artifact's writer LLM from inputs that are never scored
 (cached per task), the expert instructions are the artifact's texts, both embedded with its encoder.
 """
@@ -22,7 +25,7 @@ import numpy as np
 
 from eval.stats import print_table as stats_table
 from experts.llm import tasks
-from experts.llm.choice_scoring import predict
+from experts.llm.choice_scoring import score_choices
 from experts.llm.moerging_backend import unit_rows
 from experts.llm.moerging_model import GateArtifact, MoErgingModel, load_experts, load_gates
 
@@ -90,8 +93,21 @@ class TaskInstructions:
         return item
 
 
-def _accuracy(mm: MoErgingModel, tok: Any, items: Sequence[tasks.ChoiceItem]) -> float:
-    return float(np.mean([predict(mm.model, tok, it) == it.answer for it in items]))
+def item_outcomes(mm: MoErgingModel, tok: Any, items: Sequence[tasks.ChoiceItem]) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: 1.0 when the best choice per character is the right one, and the right answer's nats per token."""
+    right, nats = [], []
+    for it in items:
+        s = score_choices(mm.model, tok, it.prompt, it.choices)
+        right.append(float(int(np.argmax(s.per_char)) == it.answer))
+        nats.append(-s.logprob[it.answer] / s.tokens[it.answer])
+    return np.array(right), np.array(nats)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Mean of a − b over the same items and its standard error (the items' spread of the difference)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan")
+    return {"diff": float(d.mean()), "se": se, "items": len(d)}
 
 
 def load_moerging(artifact: str | Path) -> tuple[GateArtifact, MoErgingModel, Any]:
@@ -129,15 +145,18 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
     tps = speed(mm, tok, speed_rounds)
 
     per_task: dict[str, dict[str, float]] = {}
+    right: dict[str, dict[str, np.ndarray]] = {}
+    nats: dict[str, dict[str, np.ndarray]] = {}
 
     def run(system: str, fixed: Sequence[float] | None = None, alpha: float = 0.0, top_k: int = 2) -> None:
         t0 = time.perf_counter()
         mm.fix_weights(fixed)
         mm.set_routing(alpha, top_k)
-        per_task[system] = {}
+        right[system], nats[system] = {}, {}
         for t in task_names:
             mm.set_global_scores(g[t])
-            per_task[system][t] = _accuracy(mm, tok, items[t])
+            right[system][t], nats[system][t] = item_outcomes(mm, tok, items[t])
+        per_task[system] = {t: float(right[system][t].mean()) for t in task_names}
         print(f"{system}: {per_task[system]} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     run("base", fixed=[0.0] * len(names))
@@ -148,7 +167,11 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
     for a, k in sweep:
         run(f"glider alpha={a:g},k={k}", alpha=a, top_k=k)
     mm.fix_weights(None)
-    per_task["global_only"] = {t: per_task[f"expert:{names[int(np.argmax(g[t]))]}"][t] for t in task_names}
+    global_top = {t: names[int(np.argmax(g[t]))] for t in task_names}
+    per_task["global_only"] = {t: per_task[f"expert:{global_top[t]}"][t] for t in task_names}
+    for table in (right, nats):
+        table["global_only"] = {t: table[f"expert:{global_top[t]}"][t] for t in task_names}
+    default_system = f"glider alpha={default_alpha:g},k={default_k}"
 
     groups = {"held_in": tasks.HELD_IN, "held_out": tasks.HELD_OUT}
     report: dict[str, Any] = {}
@@ -157,11 +180,23 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
         best = max(names, key=lambda n: mean[f"expert:{n}"])
         report[group] = {
             "base": mean["base"], "best_single": mean[f"expert:{best}"], "local_only": mean["local_only"],
-            "global_only": mean["global_only"], "glider": mean[f"glider alpha={default_alpha:g},k={default_k}"],
+            "global_only": mean["global_only"], "glider": mean[default_system],
             "oracle": float(np.mean([max(per_task[f"expert:{n}"][t] for n in names) for t in members])),
         }
         report[f"{group}_best_single_expert"] = best
         report[f"{group}_sweep"] = {s.removeprefix("glider "): mean[s] for s in per_task if s.startswith("glider")}
+        report[f"{group}_answer_nats"] = {s: float(np.mean(np.concatenate([nats[s][t] for t in members])))
+                                          for s in nats}
+
+    def joined(table: dict[str, dict[str, np.ndarray]], system: str, members: Sequence[str]) -> np.ndarray:
+        return np.concatenate([table[system][t] for t in members])
+
+    report["paired"] = {}
+    for metric, table in (("accuracy", right), ("answer_nats", nats)):
+        report["paired"][f"held_in {metric}: glider - local_only"] = paired_difference(
+            joined(table, default_system, tasks.HELD_IN), joined(table, "local_only", tasks.HELD_IN))
+        report["paired"][f"held_out {metric}: glider - base"] = paired_difference(
+            joined(table, default_system, tasks.HELD_OUT), joined(table, "base", tasks.HELD_OUT))
     report.update({
         "moerging_speed_ratio": tps["ratio"],
         "tokens_per_second": {"base": tps["base"], "moerging": tps["moerging"]},
@@ -170,6 +205,7 @@ def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3
         "glider_default": {"alpha": default_alpha, "top_k": default_k},
         "per_task": per_task, "items_per_task": {t: len(items[t]) for t in task_names},
         "experts": names, "global_scores": {t: [round(float(x), 4) for x in g[t]] for t in task_names},
+        "global_top_expert": global_top,
         "task_instructions": {t: instructions.cache[t][0] for t in task_names},
         "expert_instructions": art.instructions, "artifact": str(artifact),
     })
@@ -196,6 +232,11 @@ def print_table(report: dict[str, Any]) -> None:
     tasks_ = list(next(iter(report["per_task"].values())))
     stats_table("per task (%)", ["system", *tasks_],
                 [[s, *(100 * v[t] for t in tasks_)] for s, v in report["per_task"].items()])
+    nats = report["held_in_answer_nats"]
+    stats_table("nats per token of the right answer (lower is better)", ["system", "held-in", "held-out"],
+                [[s, nats[s], report["held_out_answer_nats"][s]] for s in nats])
+    stats_table("paired differences (same items)", ["comparison", "mean", "SE", "items"],
+                [[k, v["diff"], v["se"], v["items"]] for k, v in report["paired"].items()])
     lat = report["instruction_latency_ms"]
     print(f"MoErging tokens/s {report['tokens_per_second']['moerging']:.1f} vs base "
           f"{report['tokens_per_second']['base']:.1f}: ratio {report['moerging_speed_ratio']:.2f}; instruction "

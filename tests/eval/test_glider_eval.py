@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from coe.cli import main
+from eval.glider import paired_difference
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +31,21 @@ def test_eval_glider_writes_every_system_for_held_in_and_held_out(tmp_path):
         nearest = names[max(range(len(names)), key=lambda i: g[i])]
         assert per_task["global_only"][task] == per_task[f"expert:{nearest}"][task]
         assert report["task_instructions"][task]
+    for group in ("held_in", "held_out"):  # every routed system has the right answer's nats, all positive
+        assert set(report[f"{group}_answer_nats"]) >= {"base", "local_only", "global_only"}
+        assert all(v > 0 for v in report[f"{group}_answer_nats"].values())
+    held_in_pair = report["paired"]["held_in accuracy: glider - local_only"]
+    assert held_in_pair["items"] == 3  # one item for each held-in task
+    assert held_in_pair["diff"] == pytest.approx(report["held_in"]["glider"] - report["held_in"]["local_only"])
+    assert report["global_top_expert"] == {t: names[max(range(len(names)), key=lambda i: g[i])]
+                                           for t, g in report["global_scores"].items()}
     assert report["moerging_speed_ratio"] > 0
     lat = report["instruction_latency_ms"]
     assert lat["cached_mean"] < lat["uncached_mean"]
     assert (tmp_path / "glider.png").stat().st_size > 0
+
+
+def test_paired_difference_is_the_mean_of_per_item_differences_with_its_standard_error():
+    out = paired_difference(np.array([1.0, 1.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0, 0.0]))
+    d = np.array([1.0, 0.0, 0.0, 1.0])
+    assert out == {"diff": 0.5, "se": pytest.approx(d.std(ddof=1) / 2), "items": 4}
