@@ -13,6 +13,8 @@ def _command() -> str:
 
 
 def register(sub, groups) -> None:  # noqa: ANN001
+    from experts.llm.lora_experts import LoraExpertTrainConfig  # no torch at import: the CLI starts fast
+
     p = groups["train"].add_parser("glider", help="GLIDER: task instructions per expert (request level), or with "
                                    "--token the gates and instructions of LoRA experts (MoErging)")
     p.add_argument("--config", default="configs/train/coe.yaml", help="training recipe (MMLU subjects, split)")
@@ -24,7 +26,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--token", action="store_true", help="token level: train MoErging gates over LoRA experts")
     p.add_argument("--experts", default="artifacts/lora-experts/scifact-title,artifacts/lora-experts/cisi-title,"
                    "artifacts/lora-experts/cranfield-title", help="--token: comma-separated LoRA expert folders")
-    p.add_argument("--steps", type=int, default=100, help="--token: gate training steps")
+    p.add_argument("--steps", type=int, default=None, help="--token: gate training steps (default: "
+                   "GateTrainConfig's, 200)")
     p.add_argument("--alpha", type=float, default=10.0, help="--token: default weight of the global score")
     p.add_argument("--top-k", type=int, default=2, help="--token: default experts mixed per token")
     p.set_defaults(func=run_glider)
@@ -33,15 +36,15 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("task", help="a held-in task: scifact-title, cisi-title, cranfield-title")
     p.add_argument("--base", default="registry:smollm2-135m-instruct")
     p.add_argument("--out", default=None, help="default: artifacts/lora-experts/TASK")
-    p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--steps", type=int, default=LoraExpertTrainConfig().steps)
+    p.add_argument("--batch-size", type=int, default=LoraExpertTrainConfig().batch_size)
+    p.add_argument("--lr", type=float, default=LoraExpertTrainConfig().lr)
     p.set_defaults(func=run_lora_expert)
 
     p = groups["eval"].add_parser("glider", help="held-in / held-out accuracy of base, experts, local, global, "
                                   "GLIDER and oracle; MoErging speed")
     p.add_argument("--artifact", default="artifacts/glider-moerging")
-    p.add_argument("--limit", type=int, default=40, help="items per task")
+    p.add_argument("--limit", type=int, default=60, help="items per task")
     p.add_argument("--alphas", default="3,10,30", help="GLIDER alpha sweep")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
@@ -61,8 +64,9 @@ def run_glider(args: argparse.Namespace) -> int:
         from experts.llm.gate_training import GateTrainConfig
         from routers.train.moerging import build_moerging
 
-        meta = build_moerging([p for p in args.experts.split(",") if p], out, args.writer,
-                              GateTrainConfig(steps=args.steps), _command(), alpha=args.alpha, top_k=args.top_k)
+        gate_cfg = GateTrainConfig() if args.steps is None else GateTrainConfig(steps=args.steps)
+        meta = build_moerging([p for p in args.experts.split(",") if p], out, args.writer, gate_cfg, _command(),
+                              alpha=args.alpha, top_k=args.top_k)
     else:
         from routers.train.glider import run
 

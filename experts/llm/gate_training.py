@@ -24,7 +24,7 @@ from experts.llm.tasks import Example
 class GateTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    steps: int = Field(default=100, ge=1)
+    steps: int = Field(default=200, ge=1)
     rows_per_expert: int = Field(default=2, ge=1, description="batch rows of each expert's task per step")
     lr: float = Field(default=5e-3, gt=0)
     max_length: int = Field(default=112, ge=16)
