@@ -40,8 +40,8 @@ class LoraExpertTrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     lora: LoraSpec = Field(default_factory=default_lora)
-    # 150 steps at 2e-3 (the committed experts): 60 steps at 1e-3 left them barely domain-specific (the CISI expert
-    # below the base model on CISI); README "Token-level GLIDER" has both.
+    # 150 steps at 2e-3 (the committed experts): 60 steps at 1e-3 ended at training losses 2.7-3.0, these at
+    # 1.7-2.7; README "Token-level GLIDER" has what each gave.
     steps: int = Field(default=150, ge=1)
     batch_size: int = Field(default=8, ge=1)
     lr: float = Field(default=2e-3, gt=0)
