@@ -123,7 +123,7 @@ def load_moerging(artifact: str | Path) -> tuple[GateArtifact, MoErgingModel, An
     return art, mm, tok
 
 
-def evaluate(artifact: str | Path, limit: int = 40, alphas: Sequence[float] = (3.0, 10.0, 30.0),
+def evaluate(artifact: str | Path, limit: int = 60, alphas: Sequence[float] = (3.0, 10.0, 30.0),
              top_ks: Sequence[int] = (1, 2), speed_rounds: int = 3) -> dict[str, Any]:
     from experts.embed.encoder import SentenceEncoder
     from routers.train.glider import load_writer

@@ -32,11 +32,6 @@ class ChoiceScores:
         return self.logprob / np.maximum(1, self.chars)
 
 
-def choice_logprobs(model: Any, tokenizer: Any, prompt: str, choices: Sequence[str]) -> np.ndarray:
-    """Sum of log p(choice tokens | prompt) for each choice."""
-    return score_choices(model, tokenizer, prompt, choices).logprob
-
-
 def score_choices(model: Any, tokenizer: Any, prompt: str, choices: Sequence[str]) -> ChoiceScores:
     """One forward pass over the prompt, then one over all choices (right-padded) on its repeated cache."""
     p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
@@ -64,9 +59,3 @@ def score_choices(model: Any, tokenizer: Any, prompt: str, choices: Sequence[str
 def predict(model: Any, tokenizer: Any, item: ChoiceItem) -> int:
     """Index of the choice with the highest log-likelihood per character."""
     return int(np.argmax(score_choices(model, tokenizer, item.prompt, item.choices).per_char))
-
-
-def accuracy(model: Any, tokenizer: Any, items: Sequence[ChoiceItem]) -> float:
-    if not items:
-        raise ValueError("no items to score")
-    return float(np.mean([predict(model, tokenizer, it) == it.answer for it in items]))
