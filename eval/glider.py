@@ -98,7 +98,7 @@ def item_outcomes(mm: MoErgingModel, tok: Any, items: Sequence[tasks.ChoiceItem]
     right, nats = [], []
     for it in items:
         s = score_choices(mm.model, tok, it.prompt, it.choices)
-        right.append(float(int(np.argmax(s.per_char)) == it.answer))
+        right.append(float(s.best == it.answer))
         nats.append(-s.logprob[it.answer] / s.tokens[it.answer])
     return np.array(right), np.array(nats)
 

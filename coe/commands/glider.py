@@ -13,8 +13,6 @@ def _command() -> str:
 
 
 def register(sub, groups) -> None:  # noqa: ANN001
-    from experts.llm.lora_experts import LoraExpertTrainConfig  # no torch at import: the CLI starts fast
-
     p = groups["train"].add_parser("glider", help="GLIDER: task instructions per expert (request level), or with "
                                    "--token the gates and instructions of LoRA experts (MoErging)")
     p.add_argument("--config", default="configs/train/coe.yaml", help="training recipe (MMLU subjects, split)")
@@ -36,9 +34,10 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("task", help="a held-in task: scifact-title, cisi-title, cranfield-title")
     p.add_argument("--base", default="registry:smollm2-135m-instruct")
     p.add_argument("--out", default=None, help="default: artifacts/lora-experts/TASK")
-    p.add_argument("--steps", type=int, default=LoraExpertTrainConfig().steps)
-    p.add_argument("--batch-size", type=int, default=LoraExpertTrainConfig().batch_size)
-    p.add_argument("--lr", type=float, default=LoraExpertTrainConfig().lr)
+    # Unset flags take LoraExpertTrainConfig's defaults (150 steps of 8 at lr 2e-3), read only when training runs.
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
     p.set_defaults(func=run_lora_expert)
 
     p = groups["eval"].add_parser("glider", help="held-in / held-out accuracy of base, experts, local, global, "
@@ -64,7 +63,7 @@ def run_glider(args: argparse.Namespace) -> int:
         from experts.llm.gate_training import GateTrainConfig
         from routers.train.moerging import build_moerging
 
-        gate_cfg = GateTrainConfig() if args.steps is None else GateTrainConfig(steps=args.steps)
+        gate_cfg = GateTrainConfig(**({} if args.steps is None else {"steps": args.steps}))
         meta = build_moerging([p for p in args.experts.split(",") if p], out, args.writer, gate_cfg, _command(),
                               alpha=args.alpha, top_k=args.top_k)
     else:
@@ -82,7 +81,8 @@ def run_lora_expert(args: argparse.Namespace) -> int:
     from routers.train.moerging import build_lora_expert
 
     out = args.out or f"artifacts/lora-experts/{args.task}"
-    cfg = LoraExpertTrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
+    given = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr}
+    cfg = LoraExpertTrainConfig(**{k: v for k, v in given.items() if v is not None})
     meta = build_lora_expert(args.task, out, args.base, cfg, _command())
     print(f"LoRA expert {args.task!r} written to {out}: {meta['stats']}")
     return 0

@@ -31,6 +31,11 @@ class ChoiceScores:
     def per_char(self) -> np.ndarray:
         return self.logprob / np.maximum(1, self.chars)
 
+    @property
+    def best(self) -> int:
+        """Index of the choice with the highest log-likelihood per character (the prediction)."""
+        return int(np.argmax(self.per_char))
+
 
 def score_choices(model: Any, tokenizer: Any, prompt: str, choices: Sequence[str]) -> ChoiceScores:
     """One forward pass over the prompt, then one over all choices (right-padded) on its repeated cache."""
@@ -58,4 +63,4 @@ def score_choices(model: Any, tokenizer: Any, prompt: str, choices: Sequence[str
 
 def predict(model: Any, tokenizer: Any, item: ChoiceItem) -> int:
     """Index of the choice with the highest log-likelihood per character."""
-    return int(np.argmax(score_choices(model, tokenizer, item.prompt, item.choices).per_char))
+    return score_choices(model, tokenizer, item.prompt, item.choices).best

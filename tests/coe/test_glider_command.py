@@ -46,3 +46,16 @@ def test_speed_only_updates_the_speed_keys_of_an_existing_report(tmp_path):
     assert merged["tokens_per_second"]["moerging"] == 8.4 and merged["speed_rounds"] == 3
     path.write_text('{"moerging_speed_ratio": 0.7}')  # an earlier speed-only report is replaced, not merged
     assert glider.merged_speed(str(path), speed) == speed
+
+
+def test_lora_expert_command_trains_with_the_recipe_unless_a_flag_overrides_it(parser, monkeypatch):
+    from experts.llm.lora_experts import LoraExpertTrainConfig
+    from routers.train import moerging
+
+    seen = []
+    monkeypatch.setattr(moerging, "build_lora_expert", lambda task, out, base, cfg, command: (
+        seen.append(cfg) or {"stats": {}}))
+    assert glider.run_lora_expert(parser.parse_args(["train", "lora-expert", "cisi-title"])) == 0
+    assert glider.run_lora_expert(parser.parse_args(["train", "lora-expert", "cisi-title", "--lr", "0.01"])) == 0
+    assert seen[0] == LoraExpertTrainConfig()
+    assert seen[1] == LoraExpertTrainConfig(lr=0.01)
