@@ -144,7 +144,6 @@ def evaluate(artifact: str | Path, limit: int = 60, alphas: Sequence[float] = (3
     mm.set_global_scores(g[task_names[0]])
     tps = speed(mm, tok, speed_rounds)
 
-    per_task: dict[str, dict[str, float]] = {}
     right: dict[str, dict[str, np.ndarray]] = {}
     nats: dict[str, dict[str, np.ndarray]] = {}
 
@@ -156,8 +155,8 @@ def evaluate(artifact: str | Path, limit: int = 60, alphas: Sequence[float] = (3
         for t in task_names:
             mm.set_global_scores(g[t])
             right[system][t], nats[system][t] = item_outcomes(mm, tok, items[t])
-        per_task[system] = {t: float(right[system][t].mean()) for t in task_names}
-        print(f"{system}: {per_task[system]} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        accuracy = {t: float(right[system][t].mean()) for t in task_names}
+        print(f"{system}: {accuracy} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
     run("base", fixed=[0.0] * len(names))
     for i, n in enumerate(names):
@@ -168,10 +167,13 @@ def evaluate(artifact: str | Path, limit: int = 60, alphas: Sequence[float] = (3
         run(f"glider alpha={a:g},k={k}", alpha=a, top_k=k)
     mm.fix_weights(None)
     global_top = {t: names[int(np.argmax(g[t]))] for t in task_names}
-    per_task["global_only"] = {t: per_task[f"expert:{global_top[t]}"][t] for t in task_names}
     for table in (right, nats):
         table["global_only"] = {t: table[f"expert:{global_top[t]}"][t] for t in task_names}
+    per_task = {s: {t: float(outcomes[t].mean()) for t in task_names} for s, outcomes in right.items()}
     default_system = f"glider alpha={default_alpha:g},k={default_k}"
+
+    def joined(table: dict[str, dict[str, np.ndarray]], system: str, members: Sequence[str]) -> np.ndarray:
+        return np.concatenate([table[system][t] for t in members])
 
     groups = {"held_in": tasks.HELD_IN, "held_out": tasks.HELD_OUT}
     report: dict[str, Any] = {}
@@ -185,11 +187,7 @@ def evaluate(artifact: str | Path, limit: int = 60, alphas: Sequence[float] = (3
         }
         report[f"{group}_best_single_expert"] = best
         report[f"{group}_sweep"] = {s.removeprefix("glider "): mean[s] for s in per_task if s.startswith("glider")}
-        report[f"{group}_answer_nats"] = {s: float(np.mean(np.concatenate([nats[s][t] for t in members])))
-                                          for s in nats}
-
-    def joined(table: dict[str, dict[str, np.ndarray]], system: str, members: Sequence[str]) -> np.ndarray:
-        return np.concatenate([table[system][t] for t in members])
+        report[f"{group}_answer_nats"] = {s: float(joined(nats, s, members).mean()) for s in nats}
 
     report["paired"] = {}
     for metric, table in (("accuracy", right), ("answer_nats", nats)):
