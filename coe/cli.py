@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "coe.commands.chat",
     "coe.commands.data",
     "coe.commands.routing_eval",
+    "coe.commands.outcomes",
     "coe.commands.retrieval",
     "coe.commands.keys",
     "coe.commands.bench_load",

@@ -120,7 +120,7 @@ class GliderConfig(_Strict):
 class RouterConfig(_Strict):
     """The router behind model="coe"."""
 
-    type: Literal["coe", "glider"] = "coe"
+    type: Literal["coe", "glider", "per_prompt"] = "coe"
     artifact: Path = Path("artifacts/coe-router")
     encoder: str = "registry:all-minilm-l6-v2"
     general_expert: str
@@ -131,6 +131,8 @@ class RouterConfig(_Strict):
     expert_aliases: dict[str, str] = Field(
         default_factory=dict, description="artifact expert name -> expert of this config (reuse a trained map)")
     glider: GliderConfig = Field(default_factory=GliderConfig, description="used when type is glider")
+    cost_penalty: float | None = Field(
+        None, ge=0, description="per_prompt: λ of argmax(predicted outcome - λ·cost); overrides the artifact's")
 
 
 class ServerConfig(_Strict):

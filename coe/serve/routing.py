@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,8 @@ from coe.config import CoeConfig, ExpertConfig
 from experts.embed.encoder import SentenceEncoder
 from experts.paths import REPO_ROOT
 from routers.base import RouteDecision, RouteInput
+
+log = logging.getLogger(__name__)
 
 
 def artifact_path(path: Path) -> Path:
@@ -25,6 +28,8 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
 
     torch.set_num_threads(1)
     rc = cfg.router
+    if rc.type == "per_prompt":
+        return build_per_prompt(cfg, encoder or SentenceEncoder(rc.encoder))
     router = CoERouter.from_artifact(
         artifact_path(rc.artifact), encoder or SentenceEncoder(rc.encoder),
         general_expert=rc.general_expert,
@@ -35,6 +40,20 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
         router.min_confidence = rc.min_confidence
     if rc.type == "glider":
         return build_glider(cfg, router)
+    return router
+
+
+def build_per_prompt(cfg: CoeConfig, encoder: SentenceEncoder) -> Any:
+    """The per-prompt outcome router, restricted to the table's models that the config serves (after aliases)."""
+    from routers.per_prompt import PerPromptRouter
+
+    rc = cfg.router
+    router = PerPromptRouter.from_artifact(artifact_path(rc.artifact), encoder)
+    if rc.cost_penalty is not None:
+        router.cost_penalty = rc.cost_penalty
+    left_out = router.restrict(rc.expert_aliases, set(cfg.expert_names))
+    if left_out:
+        log.info("per-prompt router: models without a served expert are never chosen", extra={"models": left_out})
     return router
 
 
@@ -73,6 +92,8 @@ class RouterHolder:
     def __init__(self, cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> None:
         self.cfg = cfg
         self.router = build_router(cfg, encoder)
+        if cfg.router.type == "per_prompt":  # already restricted to the served experts
+            return
         aliases = cfg.router.expert_aliases
         self.router.category_map = {c: aliases.get(e, e) for c, e in self.router.category_map.items()}
         unknown = sorted(set(self.router.category_map.values()) - set(cfg.expert_names))

@@ -10,7 +10,6 @@ import argparse
 import asyncio
 import logging
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -24,6 +23,7 @@ from routers.base import Encoder
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy, softmax
 from routers.train.calibration import calibration_summary, fit_temperature
 from routers.train.category_map import MEASURED_TAU_RULE, fit_category_map
+from routers.train.classifier import fit_logistic
 from routers.train.config import SPLITS, CoETrainConfig, Split, load_train_config
 from routers.train.datasets import LabelledText, split_texts, training_data_checksums
 from routers.train.embed_cache import cached_embeddings
@@ -37,27 +37,8 @@ TAU_RULE = "maximises the dev-split expected score of the routed expert (0/1: ex
 
 def fit_classifier(x: np.ndarray, y: np.ndarray, cfg: CoETrainConfig) -> tuple[np.ndarray, np.ndarray, float]:
     """Multinomial logistic regression with C chosen by stratified k-fold CV; returns W [d, K], b [K], C."""
-    from sklearn.linear_model import LogisticRegressionCV
-    from sklearn.model_selection import StratifiedKFold
-
-    folds = StratifiedKFold(n_splits=cfg.classifier.cv_folds, shuffle=True, random_state=0)
-    clf = LogisticRegressionCV(
-        Cs=cfg.classifier.Cs,
-        cv=folds,
-        max_iter=cfg.classifier.max_iter,
-        class_weight=cfg.classifier.class_weight,
-        scoring="neg_log_loss",
-    )
-    with warnings.catch_warnings():
-        # sklearn >= 1.8 announces attribute/argument changes of LogisticRegressionCV we do not depend on.
-        warnings.simplefilter("ignore", FutureWarning)
-        clf.fit(x, y)
-    if list(clf.classes_) != list(range(len(cfg.categories))):
-        raise ValueError(
-            "every category needs training examples; missing: "
-            f"{sorted(set(range(len(cfg.categories))) - set(clf.classes_))}"
-        )
-    return clf.coef_.T.astype(np.float32), clf.intercept_.astype(np.float32), float(np.ravel(clf.C_)[0])
+    (w, b), c = fit_logistic(x, y, len(cfg.categories), cfg.classifier)
+    return w, b, c
 
 
 def expert_scores_01(

@@ -22,8 +22,28 @@ def texts_key(encoder_ref: str, texts: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def cached_embeddings(encoder: Encoder, encoder_ref: str, texts: list[str], folder: Path | None = None) -> np.ndarray:
-    """Encode texts once; later calls with the same encoder and texts read the .npy file."""
+PROGRESS_CHUNK = 256
+
+
+def _encode(encoder: Encoder, texts: list[str], progress: str | None) -> np.ndarray:
+    if progress is None or len(texts) <= PROGRESS_CHUNK:
+        return np.asarray(encoder.encode(texts), dtype=np.float32)
+    from tqdm import tqdm
+
+    parts = []
+    with tqdm(total=len(texts), desc=progress, unit="prompt") as bar:
+        for start in range(0, len(texts), PROGRESS_CHUNK):
+            chunk = texts[start : start + PROGRESS_CHUNK]
+            parts.append(np.asarray(encoder.encode(chunk), dtype=np.float32))
+            bar.update(len(chunk))
+    return np.concatenate(parts)
+
+
+def cached_embeddings(encoder: Encoder, encoder_ref: str, texts: list[str], folder: Path | None = None,
+                      progress: str | None = None) -> np.ndarray:
+    """Encode texts once; later calls with the same encoder and texts read the .npy file.
+
+    `progress` names a progress bar shown while a cache miss is being encoded."""
     root = folder or cache_dir() / "embeddings"
     root.mkdir(parents=True, exist_ok=True)
     path = root / f"{texts_key(encoder_ref, texts)}.npy"
@@ -32,7 +52,7 @@ def cached_embeddings(encoder: Encoder, encoder_ref: str, texts: list[str], fold
         if emb.shape[0] == len(texts):
             return emb
         log.warning("embedding cache has the wrong row count; recomputing", extra={"path": str(path)})
-    emb = np.asarray(encoder.encode(texts), dtype=np.float32)
+    emb = _encode(encoder, texts, progress)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, emb, allow_pickle=False)
     tmp.replace(path)

@@ -1,0 +1,104 @@
+"""CoE two-stage router learned from an outcome table: classifier on the prompts' categories, the category→model
+map by the MILP on per-category mean outcomes under a cost budget, entropy fallback to a general model.
+
+The artifact is an ordinary `coe-router` artifact (plus the category means), so `coe serve` loads what was
+evaluated; other budgets reuse its classifier with a refitted map (`fit_outcome_map`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routers.artifacts import save_artifact
+from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy
+from routers.train.fallback import choose_tau
+from routers.train.milp import solve_category_map
+from routers.train.outcome_classifier import OutcomeClassifier, category_means
+from routers.train.outcome_table import OutcomeTable
+
+TAU_RULE = "maximises the mean out-of-fold outcome when prompts with H > τ go to the general model"
+
+
+@dataclass(frozen=True)
+class OutcomeMap:
+    """The map, general model and τ chosen for one budget (None: no budget)."""
+
+    budget: float | None
+    category_map: dict[str, str]
+    general_model: str
+    tau: float
+    train_accuracy: float  # expected outcome of the map under the training category mix
+    train_avg_cost: float
+    oof_fallback_rate: float
+
+
+def general_model(table: OutcomeTable, budget: float | None) -> str:
+    """The best single model (mean outcome) among those within the budget; the cheapest when none is."""
+    means, costs = table.scores.mean(axis=0), table.costs
+    ok = costs <= budget + 1e-9 if budget is not None else np.ones(len(costs), dtype=bool)
+    if not ok.any():
+        return table.model_names[int(np.argmin(costs))]
+    best = max(np.flatnonzero(ok), key=lambda m: (means[m], -costs[m]))
+    return table.model_names[int(best)]
+
+
+def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float | None,
+                    max_fallback_rate: float) -> OutcomeMap:
+    """MILP map on the per-category means, the general model within budget, τ on out-of-fold π."""
+    k = len(clf.categories)
+    means = category_means(table.scores, clf.labels, k)
+    weights = np.bincount(clf.labels, minlength=k).astype(np.float64)
+    solution = solve_category_map(means, weights, table.costs, clf.categories, table.model_names, budget=budget)
+    general = general_model(table, budget)
+    names = table.model_names
+    routed_model = np.array([names.index(solution.category_map[clf.categories[c]])
+                             for c in clf.oof_probs.argmax(axis=1)])
+    rows = np.arange(len(table))
+    routed = table.scores[rows, routed_model]
+    fallback = table.scores[:, names.index(general)]
+    tau = choose_tau(entropy(clf.oof_probs), routed, fallback, max_fallback_rate)
+    return OutcomeMap(budget, solution.category_map, general, tau.tau, solution.expected_score,
+                      solution.avg_params, tau.fallback_rate)
+
+
+def coe_meta(table: OutcomeTable, clf: OutcomeClassifier, fit: OutcomeMap, encoder: str) -> dict[str, Any]:
+    return {
+        "categories": clf.categories,
+        "temperature": clf.temperature,
+        "tau_entropy": fit.tau,
+        "tau_rule": TAU_RULE,
+        "min_confidence": None,
+        "category_map": fit.category_map,
+        "general_expert": fit.general_model,
+        "expert_params_b": dict(zip(table.model_names, table.costs.tolist(), strict=True)),
+        "encoder": encoder,
+        "dim": int(clf.weights.shape[0]),
+        "classifier": {"type": "logistic_regression", "C": clf.c, "class_weight": "balanced"},
+        "outcomes": {
+            "tables": sorted(set(table.sources)),
+            "models": table.model_names,
+            "budget": fit.budget,
+            "train_accuracy": round(fit.train_accuracy, 6),
+            "train_avg_cost": round(fit.train_avg_cost, 4),
+            "oof_fallback_rate": round(fit.oof_fallback_rate, 4),
+        },
+    }
+
+
+def save_outcome_coe(out_dir: str | Path, table: OutcomeTable, clf: OutcomeClassifier, fit: OutcomeMap,
+                     encoder: str, training_data: dict[str, str], command: str) -> Path:
+    """Write the coe-router artifact (W, b, the category means) for this map."""
+    means = category_means(table.scores, clf.labels, len(clf.categories)).astype(np.float32)
+    arrays = {"W": clf.weights, "b": clf.bias, "category_means": means}
+    return save_artifact(out_dir, ARTIFACT_KIND, ARTIFACT_VERSION, arrays, coe_meta(table, clf, fit, encoder),
+                         training_data=training_data, command=command)
+
+
+def router_at(artifact: str | Path, fit: OutcomeMap) -> CoERouter:
+    """The saved classifier with another budget's map, general model and τ (how the frontier is traced)."""
+    return CoERouter.from_artifact(artifact, None, general_expert=fit.general_model,
+                                   category_map_override=fit.category_map, tau_override=fit.tau)
