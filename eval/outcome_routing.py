@@ -60,12 +60,12 @@ def _strong_minus_weak(values: np.ndarray, costs: np.ndarray) -> np.ndarray:
 def coe_fold(train: OutcomeTable, clf: OutcomeClassifier, x_test: np.ndarray, budgets: list[float],
              cfg: OutcomeTrainConfig, workdir: Path, result: FoldResult) -> None:
     """CoE at the top budget (saved, loaded) and at every feasible budget (same classifier, refitted map)."""
-    top = fit_outcome_map(train, clf, None, cfg.max_fallback_rate)
+    top = fit_outcome_map(train, clf, None, cfg)
     artifact = save_outcome_coe(workdir / "coe", train, clf, top, cfg.encoder, {}, "coe eval outcomes")
     means = load_artifact(artifact, COE_KIND).arrays["category_means"].astype(np.float64)
     for key, budget in [(TOP, None), *[(f"{b:g}", b) for b in budgets]]:
         try:
-            fit = top if budget is None else fit_outcome_map(train, clf, budget, cfg.max_fallback_rate)
+            fit = top if budget is None else fit_outcome_map(train, clf, budget, cfg)
         except InfeasibleBudgetError:
             continue
         router = router_at(artifact, fit)

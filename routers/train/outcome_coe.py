@@ -18,9 +18,11 @@ from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy
 from routers.train.fallback import choose_tau
 from routers.train.milp import solve_category_map
 from routers.train.outcome_classifier import OutcomeClassifier, category_means
+from routers.train.outcome_config import OutcomeTrainConfig
 from routers.train.outcome_table import OutcomeTable
 
-TAU_RULE = "maximises the mean out-of-fold outcome when prompts with H > τ go to the general model"
+TAU_RULE = ("maximises the mean out-of-fold outcome when prompts with H > τ go to the general model, "
+            "among τ that beat no fallback by fallback_min_z standard errors")
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ def general_model(table: OutcomeTable, budget: float | None) -> str:
 
 
 def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float | None,
-                    max_fallback_rate: float) -> OutcomeMap:
+                    cfg: OutcomeTrainConfig) -> OutcomeMap:
     """MILP map on the per-category means, the general model within budget, τ on out-of-fold π."""
     k = len(clf.categories)
     means = category_means(table.scores, clf.labels, k)
@@ -60,7 +62,7 @@ def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float |
     rows = np.arange(len(table))
     routed = table.scores[rows, routed_model]
     fallback = table.scores[:, names.index(general)]
-    tau = choose_tau(entropy(clf.oof_probs), routed, fallback, max_fallback_rate)
+    tau = choose_tau(entropy(clf.oof_probs), routed, fallback, cfg.max_fallback_rate, cfg.fallback_min_z)
     return OutcomeMap(budget, solution.category_map, general, tau.tau, solution.expected_score,
                       solution.avg_params, tau.fallback_rate)
 

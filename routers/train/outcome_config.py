@@ -14,7 +14,7 @@ class _Strict(BaseModel):
 class PerPromptGrid(_Strict):
     """Candidates for the per-prompt router, chosen on an inner validation split of the training table."""
 
-    k: list[int] = Field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320], min_length=1)
+    k: list[int] = Field(default_factory=lambda: [5, 10, 20, 40, 80, 160, 320, 640], min_length=1)
     bandwidth: list[float | None] = Field(
         default_factory=lambda: [None, 0.2, 0.1, 0.05], min_length=1,
         description="kernel h of exp((cos - 1) / h); null: equal votes")
@@ -34,5 +34,6 @@ class OutcomeTrainConfig(_Strict):
     classifier: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(Cs=[0.3, 1.0, 3.0, 10.0, 30.0]))
     folds: int = Field(5, ge=2, description="inner K-fold: out-of-fold π for τ, validation for the per-prompt grid")
     max_fallback_rate: float = Field(0.3, ge=0, le=1)
+    fallback_min_z: float = Field(2.0, ge=0, description="a fallback τ must beat none by this many standard errors")
     seed: int = 0
     per_prompt: PerPromptGrid = Field(default_factory=PerPromptGrid)

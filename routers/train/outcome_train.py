@@ -46,7 +46,7 @@ def train_coe_from_outcomes(folders: Sequence[Path], out_dir: str | Path, budget
     cfg = cfg or OutcomeTrainConfig()
     table, emb = _load(folders, costs, cfg, encoder)
     clf = fit_outcome_classifier(emb, table.categories, cfg)
-    fit = fit_outcome_map(table, clf, budget, cfg.max_fallback_rate)
+    fit = fit_outcome_map(table, clf, budget, cfg)
     out = save_outcome_coe(out_dir, table, clf, fit, cfg.encoder, outcome_checksums(folders), command)
     report = {
         "command": command, "tables": [str(f) for f in folders], "prompts": len(table), "budget": budget,

@@ -17,7 +17,7 @@ def minimal(**over):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "gpu.example.yaml"])
+@pytest.mark.parametrize("name", ["default.yaml", "gpu.example.yaml", "gpu.outcomes.yaml"])
 def test_shipped_configs_load(name):
     cfg = load_config(ROOT / "configs" / name)
     assert cfg.router.general_expert in cfg.expert_names

@@ -53,3 +53,16 @@ def test_choose_tau_ties_keep_fewer_fallbacks():
     h = np.array([0.2, 0.4])
     best = choose_tau(h, np.array([1.0, 1.0]), np.array([1.0, 1.0]))
     assert best.tau == float("inf") and best.fallback_rate == 0.0
+
+
+def test_choose_tau_min_z_refuses_a_gain_within_noise():
+    rng = np.random.default_rng(0)
+    h = rng.random(400)
+    routed = rng.integers(0, 2, 400).astype(float)
+    fallback = rng.integers(0, 2, 400).astype(float)  # same quality: any gain the best τ finds is noise
+    assert choose_tau(h, routed, fallback).tau < float("inf")
+    assert choose_tau(h, routed, fallback, min_z=2.0).tau == float("inf")
+    clear = np.where(h > 0.5, 1.0, routed)  # a real gain above H = 0.5 survives the test
+    routed_bad = np.where(h > 0.5, 0.0, routed)
+    strict = choose_tau(h, routed_bad, clear, min_z=2.0)
+    assert strict.tau < 0.6 and strict.expected_score > routed_bad.mean() + 0.2
