@@ -79,7 +79,8 @@ def coe_fold(train: OutcomeTable, clf: OutcomeClassifier, x_test: np.ndarray, bu
 
 
 def per_prompt_fold(train: OutcomeTable, clf: OutcomeClassifier, x_train: np.ndarray, x_test: np.ndarray,
-                    test_texts: list[str], budgets: list[float], cfg: OutcomeTrainConfig, workdir: Path, result: FoldResult) -> None:
+                    test_texts: list[str], budgets: list[float], cfg: OutcomeTrainConfig, workdir: Path,
+                    result: FoldResult) -> None:
     """Grid-selected kNN router (saved, loaded); λ per budget found on the test predictions' costs alone."""
     fit = select_params(x_train, train, clf, cfg)
     built = build_per_prompt(x_train, train, clf, fit, cfg)

@@ -10,8 +10,8 @@ from routers.train.config import ClassifierConfig
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, n_classes: int,
-                 cfg: ClassifierConfig) -> tuple[np.ndarray, np.ndarray, float]:
-    """Logistic regression with C chosen by stratified k-fold CV (log loss); returns W [d, K], b [K], C."""
+                 cfg: ClassifierConfig) -> tuple[tuple[np.ndarray, np.ndarray], float]:
+    """Logistic regression with C chosen by stratified k-fold CV (log loss); returns (W [d, K], b [K]), C."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.model_selection import StratifiedKFold
 

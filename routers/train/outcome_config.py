@@ -24,7 +24,7 @@ class PerPromptGrid(_Strict):
         default_factory=lambda: [None, 3.0, 10.0, 30.0], min_length=1,
         description="what neighbours shrink toward: null = the category means under π; a number = ridge α of the "
                     "linear prior on [embedding, text features]")
-    feature_scale: float = Field(0.3, gt=0, description="weight of the standardised text features in the prior")
+    feature_scale: float = Field(default=0.3, gt=0, description="weight of the standardised text features in the prior")
 
 
 class OutcomeTrainConfig(_Strict):
@@ -32,8 +32,10 @@ class OutcomeTrainConfig(_Strict):
 
     encoder: str = "registry:all-minilm-l6-v2"
     classifier: ClassifierConfig = Field(default_factory=lambda: ClassifierConfig(Cs=[0.3, 1.0, 3.0, 10.0, 30.0]))
-    folds: int = Field(5, ge=2, description="inner K-fold: out-of-fold π for τ, validation for the per-prompt grid")
-    max_fallback_rate: float = Field(0.3, ge=0, le=1)
-    fallback_min_z: float = Field(2.0, ge=0, description="a fallback τ must beat none by this many standard errors")
+    folds: int = Field(default=5, ge=2,
+                       description="inner K-fold: out-of-fold π for τ, validation for the per-prompt grid")
+    max_fallback_rate: float = Field(default=0.3, ge=0, le=1)
+    fallback_min_z: float = Field(default=2.0, ge=0,
+                                  description="a fallback τ must beat none by this many standard errors")
     seed: int = 0
-    per_prompt: PerPromptGrid = Field(default_factory=PerPromptGrid)
+    per_prompt: PerPromptGrid = Field(default_factory=lambda: PerPromptGrid())

@@ -90,7 +90,7 @@ def _fold_neighbours(emb: np.ndarray, table: OutcomeTable, clf: OutcomeClassifie
         held = np.flatnonzero(clf.folds == f)
         train = np.flatnonzero(clf.folds != f)
         idx, sims = top_neighbours(emb[held], emb[train], max(grid.k))
-        priors = {}
+        priors: dict[float | None, np.ndarray] = {}
         for alpha in grid.prior_alpha:
             if alpha is None:
                 means = category_means(table.scores[train], clf.labels[train], len(clf.categories))
@@ -149,9 +149,10 @@ def save_per_prompt(out_dir: str | Path, router: PerPromptRouter, fit: PerPrompt
         "selection": {"validation_score": round(fit.validation_score, 6), "grid_size": len(fit.grid),
                       "metric": "gap area (two models) or top-choice mean outcome, on the inner folds"},
     }
-    arrays = {"keys": router.keys.astype(np.float16), "outcomes": router.outcomes.astype(np.float16),
-              "W": router.classifier_w.astype(np.float32), "b": router.classifier_b.astype(np.float32),
-              "category_means": router.category_means.astype(np.float32)}
+    arrays: dict[str, np.ndarray] = {
+        "keys": router.keys.astype(np.float16), "outcomes": router.outcomes.astype(np.float16),
+        "W": router.classifier_w.astype(np.float32), "b": router.classifier_b.astype(np.float32),
+        "category_means": router.category_means.astype(np.float32)}
     if router.linear_prior is not None:
         lp = router.linear_prior
         meta["feature_scale"] = lp.feature_scale

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from experts.paths import data_dir
 from routers.artifacts import data_checksum
 from routers.base import Encoder
 from routers.train.outcome_classifier import fit_outcome_classifier
@@ -34,6 +35,13 @@ def _load(folders: Sequence[Path], costs: Mapping[str, float] | None, cfg: Outco
     return table, table_embeddings(table, cfg.encoder, encoder)
 
 
+def _table_names(folders: Sequence[Path]) -> list[str]:
+    """Folders under COE_DATA_DIR/outcomes by their bare name (what --outcomes accepts), others as given."""
+    root = (data_dir() / "outcomes").resolve()
+    return [str(Path(f).resolve().relative_to(root)) if Path(f).resolve().is_relative_to(root) else str(f)
+            for f in folders]
+
+
 def _write_report(out: Path, report: dict[str, Any]) -> None:
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
 
@@ -49,7 +57,7 @@ def train_coe_from_outcomes(folders: Sequence[Path], out_dir: str | Path, budget
     fit = fit_outcome_map(table, clf, budget, cfg)
     out = save_outcome_coe(out_dir, table, clf, fit, cfg.encoder, outcome_checksums(folders), command)
     report = {
-        "command": command, "tables": [str(f) for f in folders], "prompts": len(table), "budget": budget,
+        "command": command, "tables": _table_names(folders), "prompts": len(table), "budget": budget,
         "category_map": fit.category_map, "general_model": fit.general_model, "tau_entropy": fit.tau,
         "train_accuracy": fit.train_accuracy, "train_avg_cost": fit.train_avg_cost,
         "oof_fallback_rate": fit.oof_fallback_rate,
@@ -75,7 +83,7 @@ def train_per_prompt_from_outcomes(folders: Sequence[Path], out_dir: str | Path,
     out = save_per_prompt(out_dir, router, fit, table, cfg.encoder, budget, outcome_checksums(folders), command)
     p = fit.params
     report = {
-        "command": command, "tables": [str(f) for f in folders], "prompts": len(table), "budget": budget,
+        "command": command, "tables": _table_names(folders), "prompts": len(table), "budget": budget,
         "cost_penalty": lam, "k": p.k, "bandwidth": p.bandwidth, "shrinkage": p.shrinkage,
         "prior_alpha": fit.prior_alpha, "validation_score": fit.validation_score,
         "seconds": round(time.perf_counter() - t0, 1),

@@ -36,7 +36,8 @@ def served_config(default_config, artifact: Path, router_type: str, models: list
     cfg.router.artifact = artifact
     cfg.router.general_expert = "small-expert"
     cfg.router.min_confidence = None
-    cfg.router.expert_aliases = {m: ("big-expert" if c >= 30 else "small-expert") for m, c in zip(models, costs)}
+    cfg.router.expert_aliases = {m: ("big-expert" if c >= 30 else "small-expert")
+                                 for m, c in zip(models, costs, strict=True)}
     cfg.ray.app_name = f"coe-{router_type.replace('_', '-')}-outcomes"
     cfg.ray.route_prefix = f"/{router_type.replace('_', '-')}-outcomes"
     return cfg
