@@ -19,7 +19,7 @@ from routers.train.fallback import choose_tau
 from routers.train.milp import solve_category_map
 from routers.train.outcome_classifier import OutcomeClassifier, category_means
 from routers.train.outcome_config import OutcomeTrainConfig
-from routers.train.outcome_table import OutcomeTable
+from routers.train.outcome_table import OutcomeTable, table_names
 
 TAU_RULE = ("maximises the mean out-of-fold outcome when prompts with H > τ go to the general model, "
             "among τ that beat no fallback by fallback_min_z standard errors")
@@ -52,8 +52,9 @@ def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float |
                     cfg: OutcomeTrainConfig) -> OutcomeMap:
     """MILP map on the per-category means, the general model within budget, τ on out-of-fold π."""
     k = len(clf.categories)
-    means = category_means(table.scores, clf.labels, k)
-    weights = np.bincount(clf.labels, minlength=k).astype(np.float64)
+    groups = clf.labels if cfg.map_on == "labelled" else clf.oof_probs.argmax(axis=1)
+    means = category_means(table.scores, groups, k)
+    weights = np.bincount(groups, minlength=k).astype(np.float64)
     solution = solve_category_map(means, weights, table.costs, clf.categories, table.model_names, budget=budget)
     general = general_model(table, budget)
     names = table.model_names
@@ -81,7 +82,7 @@ def coe_meta(table: OutcomeTable, clf: OutcomeClassifier, fit: OutcomeMap, encod
         "dim": int(clf.weights.shape[0]),
         "classifier": {"type": "logistic_regression", "C": clf.c, "class_weight": "balanced"},
         "outcomes": {
-            "tables": sorted(set(table.sources)),
+            "tables": table_names(sorted(set(table.sources))),
             "models": table.model_names,
             "budget": fit.budget,
             "train_accuracy": round(fit.train_accuracy, 6),

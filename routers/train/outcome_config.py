@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from routers.train.config import ClassifierConfig
@@ -37,5 +39,9 @@ class OutcomeTrainConfig(_Strict):
     max_fallback_rate: float = Field(default=0.3, ge=0, le=1)
     fallback_min_z: float = Field(default=2.0, ge=0,
                                   description="a fallback τ must beat none by this many standard errors")
+    map_on: Literal["labelled", "predicted"] = Field(
+        default="labelled",
+        description="group prompts for the map's per-category means by their labelled category (the paper) or by "
+                    "the out-of-fold predicted one (what the map will see at test time, misclassifications included)")
     seed: int = 0
     per_prompt: PerPromptGrid = Field(default_factory=lambda: PerPromptGrid())

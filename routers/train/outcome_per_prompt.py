@@ -32,7 +32,7 @@ from routers.per_prompt import (
 )
 from routers.train.outcome_classifier import OutcomeClassifier, category_means
 from routers.train.outcome_config import OutcomeTrainConfig
-from routers.train.outcome_table import OutcomeTable
+from routers.train.outcome_table import OutcomeTable, table_names
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def save_per_prompt(out_dir: str | Path, router: PerPromptRouter, fit: PerPrompt
         "temperature": router.temperature, "k": p.k, "bandwidth": None if math.isinf(p.bandwidth) else p.bandwidth,
         "shrinkage": p.shrinkage, "prior": "category" if router.linear_prior is None else "linear",
         "prior_alpha": fit.prior_alpha, "cost_penalty": router.cost_penalty, "budget": budget, "encoder": encoder,
-        "dim": router.dim, "tables": sorted(set(table.sources)),
+        "dim": router.dim, "tables": table_names(sorted(set(table.sources))),
         "selection": {"validation_score": round(fit.validation_score, 6), "grid_size": len(fit.grid),
                       "metric": "gap area (two models) or top-choice mean outcome, on the inner folds"},
     }

@@ -185,6 +185,16 @@ def read_outcome_table(folder: str | Path, costs: Mapping[str, float] | None = N
     )
 
 
+def table_names(folders: Sequence[str | Path]) -> list[str]:
+    """Folders under COE_DATA_DIR/outcomes by their bare name (what --outcomes accepts), others as given: what
+    artifacts record, so they do not carry one machine's paths."""
+    from experts.paths import data_dir
+
+    root = (data_dir() / "outcomes").resolve()
+    return [str(Path(f).resolve().relative_to(root)) if Path(f).resolve().is_relative_to(root) else str(f)
+            for f in folders]
+
+
 def concat_tables(tables: Sequence[OutcomeTable]) -> OutcomeTable:
     """Several folders over the same models (RouterDC's five tasks) as one table; rows remember their folder."""
     if not tables:

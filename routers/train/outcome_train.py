@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from experts.paths import data_dir
 from routers.artifacts import data_checksum
 from routers.base import Encoder
 from routers.train.outcome_classifier import fit_outcome_classifier
@@ -18,7 +18,14 @@ from routers.train.outcome_coe import fit_outcome_map, save_outcome_coe
 from routers.train.outcome_config import OutcomeTrainConfig
 from routers.train.outcome_embeddings import table_embeddings
 from routers.train.outcome_per_prompt import build_per_prompt, save_per_prompt, select_params, train_cost_penalty
-from routers.train.outcome_table import MODELS_FILE, PROMPTS_FILE, SCORES_FILE, OutcomeTable, read_outcome_tables
+from routers.train.outcome_table import (
+    MODELS_FILE,
+    PROMPTS_FILE,
+    SCORES_FILE,
+    OutcomeTable,
+    read_outcome_tables,
+    table_names,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +42,10 @@ def _load(folders: Sequence[Path], costs: Mapping[str, float] | None, cfg: Outco
     return table, table_embeddings(table, cfg.encoder, encoder)
 
 
-def _table_names(folders: Sequence[Path]) -> list[str]:
-    """Folders under COE_DATA_DIR/outcomes by their bare name (what --outcomes accepts), others as given."""
-    root = (data_dir() / "outcomes").resolve()
-    return [str(Path(f).resolve().relative_to(root)) if Path(f).resolve().is_relative_to(root) else str(f)
-            for f in folders]
-
-
 def _write_report(out: Path, report: dict[str, Any]) -> None:
-    (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    """report.json for people and tools: strict JSON, so a τ of ∞ (no fallback) is written as null."""
+    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in report.items()}
+    (out / "report.json").write_text(json.dumps(clean, indent=2, sort_keys=True, allow_nan=False) + "\n")
 
 
 def train_coe_from_outcomes(folders: Sequence[Path], out_dir: str | Path, budget: float | None,
@@ -57,7 +59,7 @@ def train_coe_from_outcomes(folders: Sequence[Path], out_dir: str | Path, budget
     fit = fit_outcome_map(table, clf, budget, cfg)
     out = save_outcome_coe(out_dir, table, clf, fit, cfg.encoder, outcome_checksums(folders), command)
     report = {
-        "command": command, "tables": _table_names(folders), "prompts": len(table), "budget": budget,
+        "command": command, "tables": table_names(folders), "prompts": len(table), "budget": budget,
         "category_map": fit.category_map, "general_model": fit.general_model, "tau_entropy": fit.tau,
         "train_accuracy": fit.train_accuracy, "train_avg_cost": fit.train_avg_cost,
         "oof_fallback_rate": fit.oof_fallback_rate,
@@ -83,7 +85,7 @@ def train_per_prompt_from_outcomes(folders: Sequence[Path], out_dir: str | Path,
     out = save_per_prompt(out_dir, router, fit, table, cfg.encoder, budget, outcome_checksums(folders), command)
     p = fit.params
     report = {
-        "command": command, "tables": _table_names(folders), "prompts": len(table), "budget": budget,
+        "command": command, "tables": table_names(folders), "prompts": len(table), "budget": budget,
         "cost_penalty": lam, "k": p.k, "bandwidth": p.bandwidth, "shrinkage": p.shrinkage,
         "prior_alpha": fit.prior_alpha, "validation_score": fit.validation_score,
         "seconds": round(time.perf_counter() - t0, 1),
