@@ -74,6 +74,7 @@ def coe_fold(train: OutcomeTable, clf: OutcomeClassifier, x_test: np.ndarray, bu
             result.info["coe_map"] = fit.category_map
             result.info["coe_general"] = fit.general_model
             result.info["coe_tau"] = fit.tau
+            result.info["coe_map_shrinkage"] = fit.map_shrinkage
             if len(train.models) == 2:  # RouteLLM's ordering: the expected gain under π
                 result.coe_gain = _strong_minus_weak(router.probabilities(x_test) @ means, train.costs)
 

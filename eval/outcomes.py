@@ -201,4 +201,5 @@ def _router_info(result: FoldResult) -> dict[str, Any]:
         "coe_top_map": folds[0].get("coe_map"),
         "coe_general": [f.get("coe_general") for f in folds],
         "coe_tau": [round(f.get("coe_tau", float("nan")), 4) for f in folds],
+        "coe_map_shrinkage": [f.get("coe_map_shrinkage") for f in folds],
     }

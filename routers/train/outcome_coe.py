@@ -36,6 +36,7 @@ class OutcomeMap:
     train_accuracy: float  # expected outcome of the map under the training category mix
     train_avg_cost: float
     oof_fallback_rate: float
+    map_shrinkage: float = 0.0  # pseudo-counts toward the pooled means, chosen on the inner folds
 
 
 def general_model(table: OutcomeTable, budget: float | None) -> str:
@@ -48,12 +49,34 @@ def general_model(table: OutcomeTable, budget: float | None) -> str:
     return table.model_names[int(best)]
 
 
+def shrunk_means(scores: np.ndarray, groups: np.ndarray, k: int, m: float) -> np.ndarray:
+    """[K, M] per-category means pulled toward the pooled means by m pseudo-prompts."""
+    counts = np.bincount(groups, minlength=k).astype(np.float64)[:, None]
+    return (counts * category_means(scores, groups, k) + m * scores.mean(axis=0)) / np.maximum(counts + m, 1e-12)
+
+
+def choose_map_shrinkage(scores: np.ndarray, groups: np.ndarray, clf: OutcomeClassifier,
+                         grid: list[float]) -> float:
+    """The m whose argmax map, fitted on the other inner folds, routes each fold's prompts (by their out-of-fold
+    predicted category) to the best mean outcome; ties go to the smaller m."""
+    k = len(clf.categories)
+    predicted = clf.oof_probs.argmax(axis=1)
+    totals = np.zeros(len(grid))
+    for f in np.unique(clf.folds):
+        held, train = clf.folds == f, clf.folds != f
+        for j, m in enumerate(grid):
+            choice = shrunk_means(scores[train], groups[train], k, m).argmax(axis=1)
+            totals[j] += scores[np.flatnonzero(held), choice[predicted[held]]].sum()
+    return float(grid[int(np.argmax(totals))])
+
+
 def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float | None,
                     cfg: OutcomeTrainConfig) -> OutcomeMap:
     """MILP map on the per-category means, the general model within budget, τ on out-of-fold π."""
     k = len(clf.categories)
     groups = clf.labels if cfg.map_on == "labelled" else clf.oof_probs.argmax(axis=1)
-    means = category_means(table.scores, groups, k)
+    m = choose_map_shrinkage(table.scores, groups, clf, cfg.map_shrinkage)
+    means = shrunk_means(table.scores, groups, k, m)
     weights = np.bincount(groups, minlength=k).astype(np.float64)
     solution = solve_category_map(means, weights, table.costs, clf.categories, table.model_names, budget=budget)
     general = general_model(table, budget)
@@ -64,8 +87,11 @@ def fit_outcome_map(table: OutcomeTable, clf: OutcomeClassifier, budget: float |
     routed = table.scores[rows, routed_model]
     fallback = table.scores[:, names.index(general)]
     tau = choose_tau(entropy(clf.oof_probs), routed, fallback, cfg.max_fallback_rate, cfg.fallback_min_z)
-    return OutcomeMap(budget, solution.category_map, general, tau.tau, solution.expected_score,
-                      solution.avg_params, tau.fallback_rate)
+    raw = category_means(table.scores, groups, k)  # what the map scored on the training rows, unshrunk
+    picked = [names.index(solution.category_map[c]) for c in clf.categories]
+    train_accuracy = float(weights @ raw[np.arange(k), picked] / weights.sum())
+    return OutcomeMap(budget, solution.category_map, general, tau.tau, train_accuracy,
+                      solution.avg_params, tau.fallback_rate, m)
 
 
 def coe_meta(table: OutcomeTable, clf: OutcomeClassifier, fit: OutcomeMap, encoder: str) -> dict[str, Any]:
@@ -88,6 +114,7 @@ def coe_meta(table: OutcomeTable, clf: OutcomeClassifier, fit: OutcomeMap, encod
             "train_accuracy": round(fit.train_accuracy, 6),
             "train_avg_cost": round(fit.train_avg_cost, 4),
             "oof_fallback_rate": round(fit.oof_fallback_rate, 4),
+            "map_shrinkage": fit.map_shrinkage,
         },
     }
 

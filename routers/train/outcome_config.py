@@ -43,5 +43,9 @@ class OutcomeTrainConfig(_Strict):
         default="labelled",
         description="group prompts for the map's per-category means by their labelled category (the paper) or by "
                     "the out-of-fold predicted one (what the map will see at test time, misclassifications included)")
+    map_shrinkage: list[float] = Field(
+        default_factory=lambda: [0.0, 10.0, 30.0, 100.0, 300.0], min_length=1,
+        description="pseudo-counts m pulling each category's means toward the table's (n·mean_c + m·mean)/(n + m); "
+                    "the one whose argmax map scores best on the inner folds is used (small categories are noisy)")
     seed: int = 0
     per_prompt: PerPromptGrid = Field(default_factory=lambda: PerPromptGrid())

@@ -63,6 +63,7 @@ def train_coe_from_outcomes(folders: Sequence[Path], out_dir: str | Path, budget
         "category_map": fit.category_map, "general_model": fit.general_model, "tau_entropy": fit.tau,
         "train_accuracy": fit.train_accuracy, "train_avg_cost": fit.train_avg_cost,
         "oof_fallback_rate": fit.oof_fallback_rate,
+        "map_shrinkage": fit.map_shrinkage,
         "classifier_oof_accuracy": float((clf.oof_probs.argmax(axis=1) == clf.labels).mean()),
         "seconds": round(time.perf_counter() - t0, 1),
     }
