@@ -50,9 +50,11 @@ def general_model(table: OutcomeTable, budget: float | None) -> str:
 
 
 def shrunk_means(scores: np.ndarray, groups: np.ndarray, k: int, m: float) -> np.ndarray:
-    """[K, M] per-category means pulled toward the pooled means by m pseudo-prompts."""
+    """[K, M] per-category means pulled toward the pooled means by m pseudo-prompts; a category without rows gets
+    the pooled means (as category_means gives it), whatever m is."""
     counts = np.bincount(groups, minlength=k).astype(np.float64)[:, None]
-    return (counts * category_means(scores, groups, k) + m * scores.mean(axis=0)) / np.maximum(counts + m, 1e-12)
+    weight = counts / np.maximum(counts + m, 1e-12)
+    return weight * category_means(scores, groups, k) + (1.0 - weight) * scores.mean(axis=0)
 
 
 def choose_map_shrinkage(scores: np.ndarray, groups: np.ndarray, clf: OutcomeClassifier,

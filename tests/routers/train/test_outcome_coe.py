@@ -50,6 +50,8 @@ def test_shrunk_means_pull_small_categories_toward_the_pooled_means():
     np.testing.assert_allclose(shrunk_means(scores, groups, 2, 0.0), [[1, 0], [0, 1]])
     # B: (2·[0, 1] + 10·[0.8, 0.2]) / 12
     np.testing.assert_allclose(shrunk_means(scores, groups, 2, 10.0)[1], [8 / 12, 4 / 12])
+    # a category nobody was assigned to (possible with map_on: predicted) gets the pooled means, also at m = 0
+    np.testing.assert_allclose(shrunk_means(scores, groups, 3, 0.0)[2], [0.8, 0.2])
 
 
 def _noisy_small_category(b_rows: list[list[float]]) -> tuple[np.ndarray, OutcomeClassifier]:
