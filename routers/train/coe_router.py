@@ -99,8 +99,22 @@ def _with_map_of(cfg: CoETrainConfig, artifact: str | Path) -> tuple[CoETrainCon
     cfg = CoETrainConfig.model_validate(cfg.model_dump() | {"category_map": category_map})
     old = art.meta.get("map_source") or {}
     source = {"method": "copied", "from": str(artifact), "from_encoder": art.meta.get("encoder"),
-              "from_method": old.get("method", "prior"), "from_budget": old.get("budget")}
+              "from_method": old.get("method", "prior"), "from_budget": old.get("budget"),
+              "tau_entropy": float(art.meta["tau_entropy"]), "tau_rule": str(art.meta.get("tau_rule", ""))}
     return cfg, source
+
+
+def _copied_meta(map_source: dict[str, Any] | None) -> dict[str, Any]:
+    if map_source is None:
+        return {}
+    return {"map_source": map_source, "tau_rule": f"copied from {map_source['from']} ({map_source['tau_rule']})"}
+
+
+def tau_at(tau: float, entropies: np.ndarray, routed: np.ndarray, fallback: np.ndarray) -> TauChoice:
+    """The dev figures of a given τ (rows with H > τ take the fallback score)."""
+    falls = np.asarray(entropies) > tau
+    score = float(np.where(falls, fallback, routed).mean()) if len(falls) else 0.0
+    return TauChoice(tau, score, float(falls.mean()) if len(falls) else 0.0, float(np.mean(routed)))
 
 
 def _map_source_label(map_fit: dict[str, Any] | None, map_from: str | Path | None) -> str:
@@ -152,6 +166,8 @@ def train_coe_router(
     dev_probs = softmax(dev_logits, temperature)
     routed, fallback = expert_scores_01(dev_probs, labels["dev"], cats, cfg.category_map, cfg.general_expert)
     tau = choose_tau(entropy(dev_probs), routed, fallback, cfg.fallback.max_fallback_rate)
+    if map_source is not None:  # the source's τ was chosen on measured expert scores; the 0/1 rule cannot redo it
+        tau = tau_at(float(map_source["tau_entropy"]), entropy(dev_probs), routed, fallback)
 
     command = command or f"python -m routers.train.coe_router --config {config_path} --out {out_dir}"
     out = save_artifact(
@@ -159,7 +175,7 @@ def train_coe_router(
         ARTIFACT_KIND,
         ARTIFACT_VERSION,
         {"W": w, "b": b},
-        _meta(cfg, temperature, tau, int(w.shape[0]), c) | ({"map_source": map_source} if map_source else {}),
+        _meta(cfg, temperature, tau, int(w.shape[0]), c) | _copied_meta(map_source),
         training_data=training_data_checksums(cfg),
         command=command,
     )
@@ -173,12 +189,13 @@ def train_coe_router(
     held = heldout_metrics(cfg, texts["heldout"], held_probs, router.decide(held_probs), cats,
                            cfg.calibration.ece_bins, router.category_map)
     t_end = time.perf_counter()
+    tau_rule = _copied_meta(map_source).get("tau_rule", TAU_RULE)
     report = {
         "command": command,
         "sizes": {s: len(texts[s]) for s in SPLITS},
         "classifier": {"C": c, "Cs": cfg.classifier.Cs, "cv_folds": cfg.classifier.cv_folds},
         "calibration": calibration,
-        "fallback": {**asdict(tau), "rule": TAU_RULE} if map_fit is None else {
+        "fallback": {**asdict(tau), "rule": tau_rule} if map_fit is None else {
             "tau": map_fit["tau_entropy"],
             "expected_score": map_fit["dev_accuracy"],
             "fallback_rate": map_fit["dev_fallback_rate"],
