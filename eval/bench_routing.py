@@ -90,7 +90,8 @@ def run_router_only(cfg: CoeConfig, encoders: list[str], artifacts: list[str], t
     """Router-alone latency of each (encoder, artifact) pair at each ORT intra-op thread count, one run."""
     if artifacts and len(artifacts) != len(encoders):
         raise ValueError(f"--artifact given {len(artifacts)} times for {len(encoders)} --encoder values")
-    pairs = list(zip(encoders, artifacts or [None] * len(encoders), strict=True)) or [(cfg.router.encoder, None)]
+    paths: list[str | None] = list(artifacts) if artifacts else [None] * len(encoders)
+    pairs = list(zip(encoders, paths, strict=True)) or [(cfg.router.encoder, None)]
     rows = []
     for encoder, artifact in pairs:
         variant = with_router(cfg, encoder, artifact)
