@@ -56,7 +56,7 @@ def gateway_deployment_options(cfg: CoeConfig) -> dict[str, Any]:
     scaling = server.gateway_autoscaling or AutoscalingConfig(
         min_replicas=server.gateway_replicas, max_replicas=server.gateway_replicas)
     opts: dict[str, Any] = {"ray_actor_options": actor_options(server.gateway_resources),
-                            "max_ongoing_requests": 256}
+                            "max_ongoing_requests": 256, "graceful_shutdown_timeout_s": 30}  # drain on stop
     return opts | scaling_options(scaling)
 
 
