@@ -9,7 +9,7 @@ from typing import Any
 
 from coe.config import CoeConfig
 from experts.embed.encoder import SentenceEncoder
-from experts.paths import REPO_ROOT
+from experts.paths import repo_path
 from routers.base import RouteDecision, RouteInput
 
 log = logging.getLogger(__name__)
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def artifact_path(path: Path) -> Path:
     """Relative artifact paths are relative to the checkout, so `coe serve` works from any cwd."""
-    return path if path.is_absolute() else REPO_ROOT / path
+    return repo_path(path)
 
 
 def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None,
