@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from experts.paths import cache_dir, data_dir, repo_path
 
 RETRIEVER_MODEL = "coe-retriever"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # every name coe serves: experts, pools, retrieval experts
 
 
 class CorpusConfig(BaseModel):
