@@ -13,7 +13,7 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml requirements/models.txt requirements/constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "coe: installing into $(VENV) (first time: a few minutes)"
+	@echo "coe: install: creating $(VENV) and installing coe with its pinned dependencies (first time: 3-5 min)"
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0      # first: the CPU build, before anything that depends on torch
 	$(PIP) install -c requirements/constraints.txt -e '.[dev,bench]'
@@ -28,10 +28,14 @@ $(VLLM_STAMP): $(STAMP)
 	$(PIP) uninstall -y torchvision torchaudio torchcodec || true
 	@touch $@
 
+# Each phase says what it does and how long its first run takes (2-core VM): install 3-5 min (pip cache warm),
+# setup ~7 min (model conversion ~6, SciFact index ~1), serve ~1-2 min to the first answer; later runs: seconds.
 setup: install
+	@echo "coe: setup: converting the embedded models and building corpus indexes (first time ~7 min; then seconds)"
 	$(BIN)/coe setup --config configs/default.yaml
 
 serve: setup
+	@echo "coe: serve: starting Ray and one replica per expert (about 1-2 min), then http://127.0.0.1:8000/v1"
 	$(BIN)/coe serve --config configs/default.yaml
 
 test: install install-vllm

@@ -9,9 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from coe.retrieval_config import RETRIEVER_MODEL, RetrievalConfig
+from coe.retrieval_config import NAME_PATTERN, RETRIEVER_MODEL, RetrievalConfig
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 CHAT_ROUTER_MODEL = "coe"
 ROUTER_MODEL_NAMES = (CHAT_ROUTER_MODEL, RETRIEVER_MODEL)
 

@@ -7,10 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from experts.paths import REPO_ROOT, cache_dir, data_dir
+from experts.paths import cache_dir, data_dir, repo_path
 
 RETRIEVER_MODEL = "coe-retriever"
-NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"  # every name coe serves: experts, pools, retrieval experts
 
 
 class CorpusConfig(BaseModel):
@@ -63,7 +63,7 @@ class RetrievalConfig(BaseModel):
 
     def resolve(self, path: Path) -> Path:
         """Artifact paths are relative to the repository root."""
-        return path if path.is_absolute() else REPO_ROOT / path
+        return repo_path(path)
 
     def indexes(self) -> Path:
         return self.index_dir if self.index_dir is not None else cache_dir() / "indexes"

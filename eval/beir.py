@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +28,17 @@ METRICS = ("ndcg10", "recall100")
 
 
 def _dataset_scores(name: str, folder: Path, encoder: ExpertQueryEncoder, systems: list[str],
-                    router: PilotRouter | None, split: str) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
+                    router: PilotRouter | None, split: str, show: bool = False
+                    ) -> tuple[dict[str, dict[str, dict[str, float]]], dict]:
     """{metric: {system: {query: value}}} for one dataset, plus how the router spread its queries."""
+    from tqdm import tqdm
+
     data = load_split(folder, split, name=name)
-    index = dataset_index(name, folder, encoder)
+    index = dataset_index(name, folder, encoder, show_progress=show)  # encodes the corpus on a cold cache
     qids = sorted(data.queries)
     texts = [data.queries[q] for q in qids]
     per: dict[str, dict[str, dict[str, float]]] = {m: {} for m in METRICS}
-    for system in systems:
+    for system in tqdm(systems, desc=f"{name}: {len(qids)} queries x system", disable=not show, leave=False):
         scores, ids = index.search(encoder.encode(texts, None if system == BASE else system), DEPTH)
         run = run_from_ranking(qids, ids, scores)
         for m in METRICS:
@@ -73,8 +77,14 @@ def run_beir_eval(datasets: list[str] | dict[str, str | Path] | None = None, jso
     systems = [BASE, *experts]
     results: dict[str, Any] = {m: {} for m in METRICS}
     routing: dict[str, Any] = {}
-    for name, ref in datasets.items():
-        per, routing[name] = _dataset_scores(name, dataset_folder(ref), encoder, systems, router, split)
+    for i, (name, ref) in enumerate(datasets.items(), 1):
+        t0 = time.perf_counter()
+        if show:
+            print(f"beir [{i}/{len(datasets)}] {name}: the corpus index (cached; a cold cache encodes the corpus), "
+                  f"then {len(systems)} systems", flush=True)
+        per, routing[name] = _dataset_scores(name, dataset_folder(ref), encoder, systems, router, split, show)
+        if show:
+            print(f"beir [{i}/{len(datasets)}] {name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
         for m in METRICS:
             for system, values in per[m].items():
                 results[m].setdefault(system, {})[name] = round(float(np.mean(list(values.values()))), 4)

@@ -138,11 +138,13 @@ def alive_nodes(dashboard_url: str) -> list[dict[str, Any]]:
     return state_list(dashboard_url, "nodes")
 
 
-def start_cluster(head: NodeSpec, workers: list[NodeSpec], temp_dir: Path | None = None) -> LocalCluster:
-    """Head + workers on 127.0.0.1; PYTHONPATH points at this checkout so workers import this code."""
+def start_cluster(head: NodeSpec, workers: list[NodeSpec], temp_dir: Path | None = None,
+                  node_env: dict[str, str] | None = None) -> LocalCluster:
+    """Head + workers on 127.0.0.1; PYTHONPATH points at this checkout so workers import this code. `node_env`
+    is what the nodes see at `ray start` (e.g. COE_API_KEYS: the app's build task reads keys there)."""
     # short: Ray puts unix sockets under it, and a socket path must stay under ~107 bytes
     tmp = temp_dir or Path(tempfile.mkdtemp(prefix="coe-rc-", dir="/tmp"))
-    env = dict(os.environ)
+    env = dict(os.environ) | (node_env or {})
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     env["RAY_AUTH_MODE"] = "token"  # the head enables token auth; joining nodes and drivers must use it too
@@ -199,10 +201,41 @@ def small_serve_config(port: int, replicas: dict[str, int] | None = None,
 def serve_deploy(cluster: LocalCluster, config: dict[str, Any], path: Path) -> None:
     """`serve deploy` a config dict (written to path) through the head's dashboard."""
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    out = subprocess.run([str(SERVE_BIN), "deploy", str(path), "-a", cluster.dashboard_url], env=cluster.env,
-                         capture_output=True, text=True, timeout=120)
+    serve_deploy_file(cluster, path)
+
+
+def serve_deploy_file(cluster: LocalCluster, path: Path, env: dict[str, str] | None = None) -> None:
+    """`serve deploy <path>` through the head's dashboard, from a shell with `env` (default: the nodes')."""
+    out = subprocess.run([str(SERVE_BIN), "deploy", str(path), "-a", cluster.dashboard_url],
+                         env=cluster.env if env is None else env, capture_output=True, text=True, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"serve deploy failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+
+
+CPU_SERVE_FILE = REPO_ROOT / "deploy" / "serve.cpu.yaml"
+
+
+def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def shipped_cpu_config(folder: Path) -> tuple[Path, int]:
+    """deploy/serve.cpu.yaml itself, and its HTTP port; when that port is taken on this machine, a copy in
+    `folder` that differs in http_options.port only (Serve configs take no port from the command line)."""
+    config = yaml.safe_load(CPU_SERVE_FILE.read_text())
+    port = int(config["http_options"]["port"])
+    if port_is_free(port):
+        return CPU_SERVE_FILE, port
+    port = free_port()
+    config["http_options"]["port"] = port
+    path = folder / "serve.cpu.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path, port
 
 
 def app_status(dashboard_url: str, app: str = "coe") -> str:

@@ -8,6 +8,16 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def repo_path(path: str | Path, *, cwd_first: bool = False) -> Path:
+    """The one place a relative path becomes absolute: against the checkout, so paths in configs and artifacts
+    mean the same from any cwd (a Ray worker's cwd is its session folder). `cwd_first`: a path that exists
+    relative to the cwd wins (what a user typed on the command line)."""
+    p = Path(path)
+    if p.is_absolute() or (cwd_first and p.exists()):
+        return p
+    return REPO_ROOT / p
+
+
 def cache_dir() -> Path:
     """Converted model weights and indexes; outside git. COE_CACHE_DIR overrides."""
     env = os.environ.get("COE_CACHE_DIR")

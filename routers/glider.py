@@ -26,7 +26,8 @@ ARTIFACT_KIND = "glider-router"
 ARTIFACT_VERSION = 1
 LOG_FLOOR = 1e-6  # an expert with no category mass keeps log(1e-6), so a strong global score can still pick it
 InstructionMode = Literal["cheap", "llm"]
-InstructionWriter = Callable[[list[str]], str]  # a few task examples -> one task instruction
+# A few task examples -> one task instruction; None when none can be written now (the prompt stands in, uncached).
+InstructionWriter = Callable[[list[str]], str | None]
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class GlobalScorer:
         return q @ self.embeddings.T
 
     def task_embeddings(self, inputs: list[RouteInput]) -> np.ndarray:
-        """llm mode: one instruction per distinct task key, written and embedded on a cache miss only."""
+        """llm mode: one instruction per distinct task key, written and embedded on a cache miss only; when the
+        writer gives none, the prompt is embedded for this request and nothing is cached."""
         if self.writer is None or self.encoder is None:
             raise RuntimeError("llm instruction mode needs a writer and an encoder")
         rows = []
@@ -128,8 +130,10 @@ class GlobalScorer:
             item = self.cache.get(key)
             if item is None:
                 text = self.writer([x.text])
-                item = (text, np.asarray(self.encoder.encode([text]), dtype=np.float64)[0])
-                self.cache.put(key, *item)
+                written = text is not None
+                item = (text or x.text, np.asarray(self.encoder.encode([text or x.text]), dtype=np.float64)[0])
+                if written:
+                    self.cache.put(key, *item)
             rows.append(item[1])
         return np.stack(rows)
 

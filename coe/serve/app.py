@@ -13,7 +13,7 @@ from coe.serve.expert_pool import ExpertPool
 from coe.serve.gateway import Gateway
 from coe.serve.reliability import checked_keys
 from coe.serve.retriever_pool import RetrieverPool
-from experts.paths import REPO_ROOT
+from experts.paths import repo_path
 
 
 def actor_options(res: ResourcesConfig) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def gateway_deployment_options(cfg: CoeConfig) -> dict[str, Any]:
     scaling = server.gateway_autoscaling or AutoscalingConfig(
         min_replicas=server.gateway_replicas, max_replicas=server.gateway_replicas)
     opts: dict[str, Any] = {"ray_actor_options": actor_options(server.gateway_resources),
-                            "max_ongoing_requests": 256}
+                            "max_ongoing_requests": 256, "graceful_shutdown_timeout_s": 30}  # drain on stop
     return opts | scaling_options(scaling)
 
 
@@ -80,10 +80,7 @@ def build_from_config(cfg: CoeConfig) -> Application:
 def config_path(path: str | Path) -> Path:
     """Relative paths that do not exist in the cwd resolve against the checkout: on a cluster the build task
     runs in a Ray worker whose cwd is the session folder, not the repo."""
-    p = Path(path)
-    if p.is_absolute() or p.exists():
-        return p
-    return REPO_ROOT / p
+    return repo_path(path, cwd_first=True)
 
 
 def build_app(args: dict[str, Any]) -> Application:

@@ -83,7 +83,7 @@ class Gateway:
         self.retriever = retriever
         self.metrics = GatewayMetrics()
         self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
-        self.router = RouterHolder(self.cfg)
+        self.router = RouterHolder(self.cfg, pools=self.pools)  # glider llm mode writes through a pool
         self.router.warm_up()
         app.state.max_body_bytes = self.cfg.server.max_body_bytes
         self.created = int(time.time())

@@ -12,13 +12,15 @@ from coe.api.auth import KeyStore, check_bind, load_keys
 from coe.api.limits import RateLimiter
 from coe.config import CoeConfig
 from coe.serve.fallback import ExpertCaller
+from experts.paths import repo_path
 
 log = logging.getLogger(__name__)
 
 
 def keys_for(cfg: CoeConfig) -> KeyStore:
     """The configured keys, read where the app is built (the driver), so plain keys never travel."""
-    return load_keys(cfg.auth.keys_file, cfg.auth.keys_env, cfg.auth.admin_keys_env)
+    keys_file = repo_path(cfg.auth.keys_file) if cfg.auth.keys_file else None  # on a node: the checkout's
+    return load_keys(keys_file, cfg.auth.keys_env, cfg.auth.admin_keys_env)
 
 
 def checked_keys(cfg: CoeConfig) -> KeyStore:

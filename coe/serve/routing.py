@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coe.config import CoeConfig, ExpertConfig
+from coe.config import CoeConfig
 from experts.embed.encoders import PromptEncoder, make_encoder
-from experts.paths import REPO_ROOT
+from experts.paths import repo_path
 from routers.base import RouteDecision, RouteInput
 
 log = logging.getLogger(__name__)
@@ -16,10 +17,11 @@ log = logging.getLogger(__name__)
 
 def artifact_path(path: Path) -> Path:
     """Relative artifact paths are relative to the checkout, so `coe serve` works from any cwd."""
-    return path if path.is_absolute() else REPO_ROOT / path
+    return repo_path(path)
 
 
-def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None) -> Any:
+def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None,
+                 pools: Mapping[str, Any] | None = None) -> Any:
     """The router with its encoder (`router.encoder`, experts/embed/encoders.py); one intra-op thread (torch and
     ONNX Runtime), since one short prompt gains nothing from more and extra threads fight the expert replicas for
     the same cores (measured: p50 20 ms -> 90 ms at 2)."""
@@ -41,7 +43,7 @@ def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None) -> Any:
     if rc.min_confidence is not None:
         router.min_confidence = rc.min_confidence
     if rc.type == "glider":
-        return build_glider(cfg, router)
+        return build_glider(cfg, router, pools)
     return router
 
 
@@ -59,14 +61,14 @@ def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Any:
     return router
 
 
-def build_glider(cfg: CoeConfig, local: Any) -> Any:
-    """GLIDER over the CoE classifier; llm mode loads the writer expert in-process (off the pools) at start-up."""
+def build_glider(cfg: CoeConfig, local: Any, pools: Mapping[str, Any] | None = None) -> Any:
+    """GLIDER over the CoE classifier; llm mode has the writer expert write instructions through its pool."""
     from routers.glider import GliderRouter, load_global_scorer
 
     gc = cfg.router.glider
     writer = None
     if gc.instruction_mode == "llm":
-        writer = instruction_writer(cfg.expert(gc.instruction_expert or cfg.router.general_expert))
+        writer = pool_writer(cfg, pools)
     scorer = load_global_scorer(artifact_path(gc.artifact), local.encoder, gc.instruction_mode, writer,
                                 aliases=cfg.router.expert_aliases, cache_size=gc.cache_size)
     unknown = sorted(set(scorer.experts) - set(cfg.expert_names))
@@ -76,24 +78,24 @@ def build_glider(cfg: CoeConfig, local: Any) -> Any:
     return GliderRouter(local, scorer, alpha=gc.alpha, top_k=gc.top_k)
 
 
-def instruction_writer(expert: ExpertConfig) -> Any:
-    """A private transformers copy of an expert that writes task instructions (greedy, short)."""
-    from experts.llm.registry_models import resolve_model
-    from experts.llm.transformers_backend import TransformersBackend
-    from routers.train.glider import BackendWriter, run_coroutine
+def pool_writer(cfg: CoeConfig, pools: Mapping[str, Any] | None) -> Any:
+    """The instruction writer of llm mode: the configured expert, called through its pool's handle."""
+    from coe.serve.instruction_writer import PoolWriter
 
-    backend = TransformersBackend(f"{expert.name}-glider-writer", resolve_model(expert.model), dtype="float32",
-                                  chat_template=expert.chat_template, context_length=expert.context_length)
-    run_coroutine(backend.start())
-    return BackendWriter(backend)
+    expert = cfg.expert(cfg.router.glider.instruction_expert or cfg.router.general_expert)
+    if pools is None or expert.pool_name not in pools:
+        raise ValueError(f"router.glider.instruction_mode 'llm' writes instructions with expert {expert.name!r} "
+                         f"through its pool {expert.pool_name!r}: build this router in the gateway, which has it")
+    return PoolWriter(pools[expert.pool_name], expert.name, expert.timeout_s or cfg.reliability.expert_timeout_s)
 
 
 class RouterHolder:
     """The router of model='coe'; refuses to start when the artifact names experts the config lacks."""
 
-    def __init__(self, cfg: CoeConfig, encoder: PromptEncoder | None = None) -> None:
+    def __init__(self, cfg: CoeConfig, encoder: PromptEncoder | None = None,
+                 pools: Mapping[str, Any] | None = None) -> None:
         self.cfg = cfg
-        self.router = build_router(cfg, encoder)
+        self.router = build_router(cfg, encoder, pools)
         if cfg.router.type == "per_prompt":  # already restricted to the served experts
             return
         aliases = cfg.router.expert_aliases
@@ -104,6 +106,9 @@ class RouterHolder:
                              f"from the config: {unknown} (map them with router.expert_aliases or router.category_map)")
 
     def warm_up(self) -> None:
+        if self.cfg.router.type == "glider" and self.cfg.router.glider.instruction_mode == "llm":
+            self.router.encoder.encode(["warm up the encoder"])  # the writer's pool may not be up yet: no call
+            return
         self.route_one("warm up the encoder")
 
     def route_one(self, text: str) -> RouteDecision:

@@ -68,6 +68,19 @@ def answers_200(url: str, timeout_s: float) -> bool:
     return False
 
 
+def drain(app_name: str, timeout_s: float) -> bool:
+    """Stop taking requests and let those in flight finish: deleting the app takes its route off the proxy at
+    once (new requests: 404) while each replica finishes its ongoing requests before it stops (Serve's graceful
+    shutdown). True when the app was gone within `timeout_s`."""
+    serve.delete(app_name, _blocking=False)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if app_name not in serve.status().applications:
+            return True
+        time.sleep(0.5)
+    return False
+
+
 def shutdown() -> None:
     """On a joined cluster only coe's application goes (other apps and Serve itself stay); a private Ray goes."""
     global _joined

@@ -7,7 +7,6 @@ is refused, because silently rebuilding would hide disk damage or a hand-edited 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,35 +17,37 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from experts.artifact_store import (
+    MANIFEST_FILE,
+    ArtifactError,
+    check_header,
+    read_object,
+    sha256_file,
+    verify_files,
+    write_json,
+    write_manifest,
+)
 from experts.embed.beir import load_corpus
 
 log = logging.getLogger(__name__)
 
+KIND = "corpus-index"
 FORMAT_VERSION = 1
 INDEX_FILE = "index.faiss"
 IDS_FILE = "doc_ids.json"
-MANIFEST_FILE = "manifest.json"
+REBUILD_HINT = "delete the folder to rebuild it"
 FLAT_LIMIT = 100_000  # exact search is cheap below this; HNSW above keeps latency flat
 HNSW_M = 32
 HNSW_EF_SEARCH = 128
 
 
-class IndexCorruptError(RuntimeError):
-    """An index folder whose files do not match its manifest; the message names the file."""
+IndexCorruptError = ArtifactError  # the one artifact error (experts/artifact_store.py), under its known name
 
 
 class TextEncoder(Protocol):
     """What index building needs from an encoder (SentenceEncoder and ExpertQueryEncoder fit)."""
 
     def encode(self, texts: list[str], *, show_progress: bool = False) -> np.ndarray: ...
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -85,12 +86,6 @@ def make_index(emb: np.ndarray, flat_limit: int = FLAT_LIMIT) -> Any:
     return index
 
 
-def _write_json(path: Path, data: dict | list) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=isinstance(data, dict)) + "\n")
-    os.replace(tmp, path)
-
-
 def build_index(
     name: str, corpus_folder: Path, encoder: TextEncoder, encoder_id: str, out: Path,
     flat_limit: int = FLAT_LIMIT, show_progress: bool = False,
@@ -107,34 +102,20 @@ def build_index(
     tmp = out / (INDEX_FILE + ".tmp")
     faiss.write_index(index, str(tmp))
     os.replace(tmp, out / INDEX_FILE)
-    _write_json(out / IDS_FILE, doc_ids)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "name": name,
-        "corpus_sha256": sha256_file(corpus_folder / "corpus.jsonl"),
-        "encoder": encoder_id,
-        "doc_count": len(doc_ids),
-        "dim": int(emb.shape[1]),
-        "index_type": type(index).__name__,
-        "build_seconds": round(time.perf_counter() - start, 2),
-        "files": {f: sha256_file(out / f) for f in (INDEX_FILE, IDS_FILE)},
-    }
-    _write_json(out / MANIFEST_FILE, manifest)
+    write_json(out / IDS_FILE, doc_ids, indent=1)
+    manifest = write_manifest(
+        out, KIND, FORMAT_VERSION, (INDEX_FILE, IDS_FILE), name=name,
+        corpus_sha256=sha256_file(corpus_folder / "corpus.jsonl"), encoder=encoder_id, doc_count=len(doc_ids),
+        dim=int(emb.shape[1]), index_type=type(index).__name__, build_seconds=round(time.perf_counter() - start, 2))
     log.info("built index", extra={"corpus": name, "docs": len(doc_ids), "seconds": manifest["build_seconds"]})
     return CorpusIndex(name, index, doc_ids, manifest)
 
 
 def read_index_manifest(folder: Path) -> dict[str, Any] | None:
-    path = folder / MANIFEST_FILE
-    if not path.is_file():
+    """The manifest, or None when there is none; indexes built before the shared store have no kind: theirs."""
+    if not (folder / MANIFEST_FILE).is_file():
         return None
-    try:
-        data = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise IndexCorruptError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise IndexCorruptError(f"{path}: top level must be a JSON object")
-    return data
+    return {"kind": KIND} | read_object(folder / MANIFEST_FILE)
 
 
 def load_index(folder: Path) -> CorpusIndex:
@@ -144,14 +125,8 @@ def load_index(folder: Path) -> CorpusIndex:
     manifest = read_index_manifest(folder)
     if manifest is None:
         raise IndexCorruptError(f"{folder / MANIFEST_FILE}: missing")
-    files = manifest.get("files") or {}
-    for fname in (INDEX_FILE, IDS_FILE):
-        path = folder / fname
-        if not path.is_file():
-            raise IndexCorruptError(f"{path}: missing")
-        if sha256_file(path) != files.get(fname):
-            raise IndexCorruptError(
-                f"{path}: sha256 does not match {folder / MANIFEST_FILE}; delete the folder to rebuild it")
+    check_header(folder, manifest, KIND, FORMAT_VERSION)
+    verify_files(folder, manifest, (INDEX_FILE, IDS_FILE), hint=REBUILD_HINT)
     try:
         index = faiss.read_index(str(folder / INDEX_FILE))
     except RuntimeError as err:
@@ -166,7 +141,7 @@ def load_index(folder: Path) -> CorpusIndex:
 
 def is_current(manifest: dict[str, Any] | None, corpus_folder: Path, encoder_id: str) -> bool:
     """True when the persisted index was built from this exact corpus file with this encoder."""
-    if manifest is None or manifest.get("format_version") != FORMAT_VERSION:
+    if manifest is None or manifest.get("kind") != KIND or manifest.get("format_version") != FORMAT_VERSION:
         return False
     if manifest.get("encoder") != encoder_id:
         return False

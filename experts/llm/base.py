@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-Tier = Literal["device", "host", "disk"]
+from experts.memory.movable import Tier as Tier  # defined once, where memory tiers live; re-exported
 
 
 @dataclass(frozen=True)

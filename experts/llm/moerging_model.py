@@ -20,7 +20,7 @@ from torch import nn
 from experts.embed.adapters import LoraSpec, load_adapter, save_adapter
 from experts.llm.lora_experts import LoraExpert, load_lora_expert
 from experts.llm.moerging import LoRAWeights, MoErgingLinear, routing_trace
-from experts.paths import REPO_ROOT
+from experts.paths import repo_path
 
 GATES_KIND = "moerging-gates"
 EMBEDDINGS_KEY = "instruction_embeddings"
@@ -41,10 +41,7 @@ class GateArtifact:
 
 def resolve_path(ref: str | Path) -> Path:
     """A folder named in an artifact: absolute, relative to the working directory, or to the repository."""
-    path = Path(ref)
-    if path.is_absolute() or path.exists():
-        return path
-    return REPO_ROOT / path
+    return repo_path(ref, cwd_first=True)
 
 
 def save_gates(out: str | Path, gates: dict[str, np.ndarray], embeddings: np.ndarray, experts: Sequence[LoraExpert],

@@ -17,28 +17,14 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from experts.llm.base import GenerationRequest, LLMBackend, Message
+from experts.llm.base import LLMBackend
 from routers.artifacts import save_artifact
 from routers.base import Encoder
 from routers.glider import ARTIFACT_KIND, ARTIFACT_VERSION
+from routers.glider_instructions import WRITER_PROMPT, clean_instruction, instruction_request
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Measured on the MMLU examples: SmolLM2-135M answers the questions whatever the wording; Qwen2.5-Coder-0.5B
-# writes usable instructions with this prompt ("Answer questions about factor groups, ..."), hence the default.
-WRITER_SYSTEM = "You are a helpful assistant. You do not answer questions; you describe what skill they test."
-WRITER_PROMPT = ("Below are example questions from one task.\n\n{examples}\n\nDo not answer them. In one sentence, "
-                 "write an instruction for this task of the form 'Answer questions about <topic>, ...'.")
-MAX_EXAMPLE_CHARS = 400
-
-
-def instruction_request(examples: list[str], max_tokens: int = 48, prompt: str = WRITER_PROMPT) -> GenerationRequest:
-    """The chat request that asks an expert for a task instruction (greedy, so it is reproducible)."""
-    shown = "\n\n".join(f"Example {i + 1}: {e.strip()[:MAX_EXAMPLE_CHARS]}" for i, e in enumerate(examples))
-    return GenerationRequest(
-        messages=(Message("system", WRITER_SYSTEM), Message("user", prompt.format(examples=shown))),
-        max_tokens=max_tokens, temperature=0.0, stop=("\n\n",))
 
 
 async def write_instruction(backend: LLMBackend, examples: list[str], max_tokens: int = 48,
@@ -46,8 +32,7 @@ async def write_instruction(backend: LLMBackend, examples: list[str], max_tokens
     """One instruction from a served expert, through the backend protocol only."""
     request = instruction_request(examples, max_tokens, prompt)
     parts = [chunk.text async for chunk in backend.generate(request)]
-    text = " ".join("".join(parts).split())
-    return text or "Answer the question."
+    return clean_instruction("".join(parts))
 
 
 class BackendWriter:

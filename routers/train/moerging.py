@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from experts.embed.adapters import sha256_file
+from experts.artifact_store import sha256_file
 from experts.llm import tasks
 from experts.llm.gate_training import GateTrainConfig, train_gates
 from experts.llm.lora_experts import LoraExpertTrainConfig, load_causal_lm, save_lora_expert, train_lora_expert

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experts.embed.adapters import save_adapter, sha256_file
+from experts.artifact_store import sha256_file
+from experts.embed.adapters import save_adapter
 from experts.embed.beir import BeirSplit, load_split
 from experts.embed.index import CorpusIndex, load_or_build_index
 from experts.embed.metrics import per_query, run_from_ranking
@@ -44,9 +45,10 @@ def dataset_folder(dataset: str | Path) -> Path:
     return path if path.is_absolute() or path.exists() else data_dir() / path
 
 
-def dataset_index(name: str, folder: Path, encoder: ExpertQueryEncoder, index_root: Path | None = None
-                  ) -> CorpusIndex:
-    return load_or_build_index(name, folder, encoder, encoder_id(encoder.ref), index_root or cache_dir() / "indexes")
+def dataset_index(name: str, folder: Path, encoder: ExpertQueryEncoder, index_root: Path | None = None,
+                  show_progress: bool = False) -> CorpusIndex:
+    return load_or_build_index(name, folder, encoder, encoder_id(encoder.ref), index_root or cache_dir() / "indexes",
+                               show_progress=show_progress)
 
 
 def training_checksums(splits: list[BeirSplit]) -> dict[str, str]:

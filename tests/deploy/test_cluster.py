@@ -1,5 +1,6 @@
-"""coe on a two-node Ray cluster on this machine, deployed with `serve deploy` of a copy of deploy/serve.yaml:
-placement by custom resource, routed chat through the proxy, a killed replica, a rolling update of one expert."""
+"""coe on a two-node Ray cluster on this machine, deployed with `serve deploy deploy/serve.cpu.yaml` as shipped
+(0.0.0.0, auth on, the keys in the nodes' environment at `ray start`, none in the deploying shell): placement by
+custom resource, routed chat through the proxy with a key, a killed replica, a rolling update of one expert."""
 
 from __future__ import annotations
 
@@ -10,15 +11,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
+from coe.api.auth import new_key
 from eval.local_cluster import (
+    CPU_SERVE_FILE,
     NodeSpec,
-    free_port,
     kill_actor,
     nodes_with,
     replica_actors,
     serve_deploy,
-    small_serve_config,
+    serve_deploy_file,
+    shipped_cpu_config,
     start_cluster,
     wait_http,
     wait_running,
@@ -29,11 +33,13 @@ pytestmark = pytest.mark.slow
 SMOL, GEMMA = "expert-smollm2-135m", "expert-gemma3-270m"
 PROMPTS = ["Write a Python function that reverses a list", "Hi there! How are you doing today?",
            "Name three rivers in Europe."]
+KEY_ENV = ("COE_API_KEYS", "COE_ADMIN_KEYS")
+HEADERS: dict[str, str] = {}  # the user key of the deployed cluster (set by the fixture)
 
 
 class Deployed:
-    def __init__(self, cluster, url: str, config: dict, folder: Path) -> None:
-        self.cluster, self.url, self.config, self.folder = cluster, url, config, folder
+    def __init__(self, cluster, url: str, config_path: Path, folder: Path) -> None:
+        self.cluster, self.url, self.config_path, self.folder = cluster, url, config_path, folder
 
     @property
     def dash(self) -> str:
@@ -43,23 +49,45 @@ class Deployed:
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cluster")
-    cluster = start_cluster(NodeSpec(num_cpus=2), [NodeSpec(num_cpus=2, resources={"expert_node": 4})])
+    user_key = new_key()
+    # the keys live where the app is built: the nodes' environment at `ray start`
+    node_env = {"COE_API_KEYS": user_key, "COE_ADMIN_KEYS": new_key()}
+    cluster = start_cluster(NodeSpec(num_cpus=2, resources={"cpu_node": 2}),
+                            [NodeSpec(num_cpus=3, resources={"expert_node": 4})], node_env=node_env)
     try:
-        port = free_port()
-        config = small_serve_config(port)
-        serve_deploy(cluster, config, folder / "serve.yaml")
+        path, port = shipped_cpu_config(folder)
+        shell = {k: v for k, v in cluster.env.items() if k not in KEY_ENV}  # the deploying shell has no keys
+        serve_deploy_file(cluster, path, env=shell)
         wait_running(cluster.dashboard_url, timeout_s=600)
         url = f"http://127.0.0.1:{port}"
         wait_http(f"{url}/health", timeout_s=120)
-        yield Deployed(cluster, url, config, folder)
+        HEADERS["Authorization"] = f"Bearer {user_key}"
+        yield Deployed(cluster, url, path, folder)
     finally:
+        HEADERS.clear()
         cluster.stop()
+
+
+def test_the_deployed_file_is_the_shipped_one(deployed):
+    """Byte for byte, or (port 8000 taken on this machine) a copy that differs in http_options.port only."""
+    shipped = yaml.safe_load(CPU_SERVE_FILE.read_text())
+    used = yaml.safe_load(deployed.config_path.read_text())
+    used["http_options"]["port"] = shipped["http_options"]["port"]
+    assert used == shipped
+
+
+def test_auth_is_on_with_the_nodes_keys(deployed):
+    body = {"model": "smollm2-135m", "max_tokens": 4, "messages": [{"role": "user", "content": "Hi"}]}
+    r = httpx.post(f"{deployed.url}/v1/chat/completions", json=body, timeout=120)
+    assert r.status_code == 401, r.text
+    r = httpx.post(f"{deployed.url}/v1/chat/completions", json=body, headers=HEADERS, timeout=240)
+    assert r.status_code == 200, r.text
 
 
 def chat(url: str, model: str, prompt: str, max_tokens: int = 8) -> tuple[int, dict]:
     """One request; every outcome is recorded (status + body), transport errors as status 0."""
     try:
-        r = httpx.post(f"{url}/v1/chat/completions", timeout=240, json={
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=240, headers=HEADERS, json={
             "model": model, "max_tokens": max_tokens, "messages": [{"role": "user", "content": prompt}]})
         return r.status_code, r.json()
     except (httpx.HTTPError, ValueError) as err:
@@ -104,10 +132,11 @@ def test_routed_chat_through_the_proxy(deployed):
     for prompt in PROMPTS:
         status, body = chat(deployed.url, "coe", prompt, max_tokens=16)
         assert status == 200, body
-        assert body["model"] in ("smollm2-135m", "gemma3-270m")
+        assert body["model"] in ("smollm2-135m", "qwen2.5-coder-0.5b", "gemma3-270m")
         assert body["choices"][0]["message"]["content"].strip()
         seen.add(body["model"])
-    assert "coe_routing_decisions_total{" in httpx.get(f"{deployed.url}/metrics", timeout=30).text
+    metrics = httpx.get(f"{deployed.url}/metrics", headers=HEADERS, timeout=30)
+    assert "coe_routing_decisions_total{" in metrics.text
 
 
 def test_killed_replica_is_restarted_and_no_request_is_dropped(deployed):
@@ -136,7 +165,7 @@ def test_killed_replica_is_restarted_and_no_request_is_dropped(deployed):
 
 def test_rolling_update_of_one_expert_fails_no_request(deployed):
     before = {d: replica_actors(deployed.dash, d)[0]["actor_id"] for d in ("gateway", SMOL, GEMMA)}
-    config = small_serve_config(int(deployed.url.rsplit(":", 1)[1]))
+    config = yaml.safe_load(deployed.config_path.read_text())
     # a per-deployment override: new actor options for one expert -> Serve replaces that deployment only
     config["applications"][0]["deployments"] = [
         {"name": GEMMA, "ray_actor_options": {"num_cpus": 0.25, "resources": {"expert_node": 1}}}]
@@ -144,7 +173,7 @@ def test_rolling_update_of_one_expert_fails_no_request(deployed):
     with ThreadPoolExecutor(1) as pool:
         fut = pool.submit(request_stream, deployed.url, ["gemma3-270m", "coe", "smollm2-135m"], stop, 150, 420)
         time.sleep(2)
-        serve_deploy(deployed.cluster, config, deployed.folder / "serve-updated.yaml")
+        serve_deploy(deployed.cluster, config, deployed.folder / "serve-updated.yaml")  # args unchanged
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             now = replica_actors(deployed.dash, GEMMA)

@@ -52,10 +52,10 @@ def test_gpu_workers_install_the_gpu_extra_and_cpu_workers_no_extra():
     assert types["head"]["resources"].get("CPU") == 0
 
 
-def serve_app() -> Any:
+def serve_app(name: str = "serve.yaml") -> Any:
     from ray.serve.schema import ServeDeploySchema
 
-    return ServeDeploySchema.model_validate(load("serve.yaml")).applications[0]
+    return ServeDeploySchema.model_validate(load(name)).applications[0]
 
 
 @pytest.fixture(autouse=True)
@@ -97,3 +97,44 @@ def test_every_replica_fits_a_node_type_of_the_cluster():
             assert fits == ["gpu_worker"], d.name
         if d.name == "gateway":
             assert fits == ["cpu_worker"]
+
+
+def test_cpu_serve_config_builds_the_embedded_default_on_cpu_nodes():
+    """deploy/serve.cpu.yaml: Serve's schema, no GPU anywhere, experts on `expert_node`, the gateway on `cpu_node`."""
+    from ray.serve._private.build_app import build_app as serve_build
+
+    from coe.serve.app import build_app
+
+    app = serve_app("serve.cpu.yaml")
+    built = serve_build(build_app(app.args), name=app.name)
+    experts = {d.name: d.ray_actor_options for d in built.deployments if d.name.startswith("expert-")}
+    assert set(experts) == {"expert-smollm2-135m", "expert-qwen2.5-coder-0.5b", "expert-gemma3-270m",
+                            "expert-smollm2-135m-glider"}
+    assert all(o.get("num_gpus", 0) == 0 and o["resources"] == {"expert_node": 1} for o in experts.values())
+    gateway = next(d for d in built.deployments if d.name == "gateway").ray_actor_options
+    assert gateway["resources"] == {"cpu_node": 1}
+    assert load("serve.cpu.yaml")["http_options"]["host"] == "0.0.0.0"
+
+
+def test_cpu_serve_config_is_the_embedded_default():
+    """The same experts (but placement), router, reliability and retrieval as configs/default.yaml."""
+    from coe.config import load_config, parse_config
+
+    shipped = parse_config(serve_app("serve.cpu.yaml").args["inline"], "serve.cpu.yaml")
+    default = load_config(ROOT / "configs" / "default.yaml")
+    def experts(cfg):
+        return [e.model_dump(exclude={"resources"}) for e in cfg.experts]
+
+    assert experts(shipped) == experts(default)
+    for section in ("router", "reliability", "retrieval", "memory", "auth"):
+        assert getattr(shipped, section) == getattr(default, section), section
+
+
+def test_cpu_serve_config_is_refused_without_keys(monkeypatch):
+    """What the build task on a node without keys does (DEPLOY_FAILED): it names the fix."""
+    from coe.api.auth import KeyConfigError
+    from coe.serve.app import build_app
+
+    monkeypatch.delenv("COE_API_KEYS")
+    with pytest.raises(KeyConfigError, match="refusing to serve on 0.0.0.0 without API keys"):
+        build_app(serve_app("serve.cpu.yaml").args)

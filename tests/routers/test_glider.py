@@ -118,6 +118,18 @@ def test_instruction_cache_hits_for_a_repeated_task():
     assert (scorer.cache.hits, scorer.cache.misses) == (2, 2)
 
 
+def test_a_writer_without_an_instruction_scores_the_prompt_and_caches_nothing():
+    enc = AxisEncoder()
+    answers = iter([None, "x0 y1 z0"])
+    scorer = GlobalScorer(EXPERTS, {e: e for e in EXPERTS}, np.eye(3), enc, mode="llm",
+                          writer=lambda examples: next(answers))
+    router = GliderRouter(coe_router(enc), scorer, alpha=100.0)
+    assert router.route([RouteInput("x0 y0 z9", task_hint="t")])[0].expert == "e3"  # the prompt itself as q
+    assert len(scorer.cache) == 0
+    assert router.route([RouteInput("x0 y0 z9", task_hint="t")])[0].expert == "e2"  # asked again: written now
+    assert len(scorer.cache) == 1
+
+
 def test_instruction_cache_evicts_least_recently_used():
     cache = InstructionCache(capacity=2)
     for key in ["a", "b"]:

@@ -51,3 +51,31 @@ def test_glider_decision_through_serve(glider_app):
     health = httpx.get(f"{url}/health").json()["router"]
     assert health["type"] == "glider" and health["glider"]["top_k"] == 2
     assert health["glider"]["instruction_mode"] == "cheap"
+
+
+@pytest.fixture(scope="module")
+def glider_llm_app(deploy_side, default_config):
+    """llm instruction mode: SmolLM2 writes each task's instruction, called through its pool's handle."""
+    from ray import serve
+
+    cfg = glider_config(default_config)
+    cfg.router.glider.instruction_mode = "llm"
+    cfg.router.glider.instruction_expert = "smollm2-135m"
+    cfg.ray.app_name = "coe-glider-llm"
+    cfg.ray.route_prefix = "/glider-llm"
+    url = deploy_side(cfg)
+    yield url
+    serve.delete("coe-glider-llm")
+
+
+def test_llm_mode_writes_instructions_through_the_writer_pool(glider_llm_app):
+    url = glider_llm_app
+    body = {"model": "coe", "max_tokens": 4, "messages": [{"role": "user", "content": PROMPT}]}
+    for _ in range(2):
+        r = httpx.post(f"{url}/v1/chat/completions", timeout=600, json=body)
+        assert r.status_code == 200, r.text
+        assert r.json()["coe"]["reason"].startswith("glider: alpha=4 ")
+    router = httpx.get(f"{url}/health").json()["router"]
+    assert router["glider"]["instruction_mode"] == "llm"
+    # one instruction written (a failed pool call would cache nothing) and reused for the same prompt
+    assert router["glider"]["instruction_cache"] == {"hits": 1, "misses": 1, "size": 1}

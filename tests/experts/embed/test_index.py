@@ -71,10 +71,27 @@ def test_corrupt_index_is_refused(corpus: Path, tmp_path: Path) -> None:
     data = bytearray((folder / "index.faiss").read_bytes())
     data[-5] ^= 0xFF
     (folder / "index.faiss").write_bytes(bytes(data))
-    with pytest.raises(IndexCorruptError, match=r"index\.faiss: sha256 does not match"):
+    with pytest.raises(IndexCorruptError, match=r"index\.faiss: sha256 .* does not match the manifest"):
         load_index(folder)
-    with pytest.raises(IndexCorruptError, match=r"index\.faiss: sha256 does not match"):
+    with pytest.raises(IndexCorruptError, match=r"index\.faiss: sha256 .* does not match the manifest"):
         load_or_build_index("toy", corpus, BagEncoder(), "bag@1", tmp_path / "idx")
+
+
+def test_an_index_sealed_before_the_shared_store_still_loads(corpus: Path, tmp_path: Path) -> None:
+    """Manifests written before experts/artifact_store.py had no `kind`: they are corpus indexes, still current."""
+    enc = BagEncoder()
+    root = tmp_path / "idx"
+    build_index("toy", corpus, enc, "bag@1", root / "toy")
+    manifest = json.loads((root / "toy" / "manifest.json").read_text())
+    assert manifest["kind"] == "corpus-index"
+    del manifest["kind"]
+    (root / "toy" / "manifest.json").write_text(json.dumps(manifest))
+    assert load_or_build_index("toy", corpus, enc, "bag@1", root).doc_ids == ["d0", "d1", "d2", "d3"]
+    assert enc.calls == 1  # loaded, not rebuilt
+    manifest["kind"] = "retriever-adapter"
+    (root / "toy" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IndexCorruptError, match="artifact kind is 'retriever-adapter', expected 'corpus-index'"):
+        load_index(root / "toy")
 
 
 def test_hnsw_above_the_flat_limit() -> None:
