@@ -25,7 +25,7 @@ from experts.embed.adapters import (
 )
 from experts.llm.lora_experts import KIND as DENSE_KIND
 from experts.llm.lora_experts import LoraExpert, load_lora_expert
-from experts.lora.compeft import CompressedMatrix, compress_matrix, decompress_matrix, dense_nbytes
+from experts.lora.compeft import compress_matrix, dense_nbytes
 
 KIND = "llm-lora-compeft"
 DEFAULT_DENSITY = 0.5  # chosen from the measurement in README "LoRA experts" (accuracy and nats vs size)
@@ -60,13 +60,16 @@ def compress_expert(src: str | Path, out: str | Path, density: float = DEFAULT_D
     for key, x, c in compressed:
         dense[key] = x
         order.append([key, *x.shape])
-        masks.append(c.mask)
+        masks.append(np.unpackbits(c.mask, count=x.size))
         if c.signs is not None:
-            payloads.append(c.signs)
+            payloads.append(np.unpackbits(c.signs, count=c.kept))
         elif c.values is not None:
             payloads.append(c.values.astype(values_dtype).view(np.uint8))
         scales.append(c.scale)
-    weights = {"masks": np.concatenate(masks), "payload": np.concatenate(payloads),
+    # One bit string for all masks and one for all signs (no per-matrix padding): decompression is then a
+    # handful of whole-adapter numpy passes instead of hundreds of small ones.
+    payload = np.packbits(np.concatenate(payloads)) if quantize else np.concatenate(payloads)
+    weights = {"masks": np.packbits(np.concatenate(masks)), "payload": payload,
                "scales": np.asarray(scales, dtype=np.float32).view(np.uint8)}
     meta = {k: v for k, v in expert.meta.items() if k != "lora"}
     meta["compression"] = {"method": "compeft", "density": density, "quantized": quantize, "matrices": order,
@@ -99,22 +102,20 @@ def load_compressed_expert(path: str | Path) -> LoraExpert:
     if not order or len(scales) != len(order):
         raise AdapterError(f"{art.path}: compression.matrices does not match the stored scales")
     quantized = bool(info.get("quantized", True))
-    itemsize = 0 if quantized else np.dtype(info["values_dtype"]).itemsize
-    dense: dict[str, np.ndarray] = {}
-    m_at = p_at = 0
-    for (key, *shape), scale in zip(order, scales, strict=True):
-        n = int(np.prod(shape))
-        mask = masks[m_at:m_at + (n + 7) // 8]
-        m_at += len(mask)
-        kept = int(np.unpackbits(mask, count=n).sum())
-        size = (kept + 7) // 8 if quantized else kept * itemsize
-        chunk = payload[p_at:p_at + size]
-        p_at += size
-        c = (CompressedMatrix(tuple(shape), mask, kept, float(scale), signs=chunk) if quantized else
-             CompressedMatrix(tuple(shape), mask, kept, 0.0, values=chunk.view(np.dtype(info["values_dtype"]))))
-        dense[key] = decompress_matrix(c)
-    if m_at != len(masks) or p_at != len(payload):
-        raise AdapterError(f"{art.path}: stored bytes do not match compression.matrices")
+    sizes = np.array([int(np.prod(shape)) for _, *shape in order])
+    bits = np.unpackbits(masks, count=int(sizes.sum())).view(bool)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    kept = np.add.reduceat(bits.astype(np.int64), offsets) if len(bits) else np.zeros(len(order), np.int64)
+    if quantized:
+        per_entry = np.repeat(scales, kept)
+        values = np.where(np.unpackbits(payload, count=int(kept.sum())).view(bool), -per_entry, per_entry)
+    else:
+        values = payload.view(np.dtype(info["values_dtype"])).astype(np.float32)
+    if len(values) != int(kept.sum()):
+        raise AdapterError(f"{art.path}: stored values do not match the masks")
+    flat = np.zeros(int(sizes.sum()), dtype=np.float32)
+    flat[np.flatnonzero(bits)] = values
+    dense = {key: flat[o:o + n].reshape(shape) for (key, *shape), o, n in zip(order, offsets, sizes, strict=True)}
     modules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key in dense:
         module, _, part = key.rpartition(".")
