@@ -28,7 +28,7 @@ from experts.llm.lora_experts import LoraExpert, load_lora_expert
 from experts.lora.compeft import compress_matrix, dense_nbytes
 
 KIND = "llm-lora-compeft"
-DEFAULT_DENSITY = 0.5  # chosen from the measurement in README "LoRA experts" (accuracy and nats vs size)
+DEFAULT_DENSITY = 0.3  # chosen by `coe bench lora` (README "LoRA experts"): the smallest within the accuracy goals
 
 
 def artifact_kind(path: str | Path) -> str:
@@ -59,7 +59,7 @@ def compress_expert(src: str | Path, out: str | Path, density: float = DEFAULT_D
         values_dtype = np.float32
     for key, x, c in compressed:
         dense[key] = x
-        order.append([key, *x.shape])
+        order.append([key, c.kept, *x.shape])
         masks.append(np.unpackbits(c.mask, count=x.size))
         if c.signs is not None:
             payloads.append(np.unpackbits(c.signs, count=c.kept))
@@ -102,10 +102,12 @@ def load_compressed_expert(path: str | Path) -> LoraExpert:
     if not order or len(scales) != len(order):
         raise AdapterError(f"{art.path}: compression.matrices does not match the stored scales")
     quantized = bool(info.get("quantized", True))
-    sizes = np.array([int(np.prod(shape)) for _, *shape in order])
+    sizes = np.array([int(np.prod(shape)) for _, _, *shape in order])
+    kept = np.array([int(k) for _, k, *_ in order], dtype=np.int64)  # in meta: counting them costs more
     bits = np.unpackbits(masks, count=int(sizes.sum())).view(bool)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    kept = np.add.reduceat(bits.astype(np.int64), offsets) if len(bits) else np.zeros(len(order), np.int64)
+    if np.count_nonzero(bits) != int(kept.sum()):
+        raise AdapterError(f"{art.path}: the masks do not match the kept counts of compression.matrices")
     if quantized:
         per_entry = np.repeat(scales, kept)
         values = np.where(np.unpackbits(payload, count=int(kept.sum())).view(bool), -per_entry, per_entry)
@@ -115,7 +117,7 @@ def load_compressed_expert(path: str | Path) -> LoraExpert:
         raise AdapterError(f"{art.path}: stored values do not match the masks")
     flat = np.zeros(int(sizes.sum()), dtype=np.float32)
     flat[np.flatnonzero(bits)] = values
-    dense = {key: flat[o:o + n].reshape(shape) for (key, *shape), o, n in zip(order, offsets, sizes, strict=True)}
+    dense = {key: flat[o:o + n].reshape(shape) for (key, _, *shape), o, n in zip(order, offsets, sizes, strict=True)}
     modules: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for key in dense:
         module, _, part = key.rpartition(".")

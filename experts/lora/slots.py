@@ -42,8 +42,9 @@ class MultiLoraLinear(nn.Module):
     def load(self, slot: int, a: torch.Tensor, b: torch.Tensor, scaling: float) -> None:
         """Writes one adapter's matrices into a slot (rank zero-padded)."""
         r = a.shape[0]
-        self.lora_A[slot].zero_()
-        self.lora_B[slot].zero_()
+        if r < self.lora_A.shape[1]:  # a full-rank adapter overwrites the whole slot: no need to clear it
+            self.lora_A[slot].zero_()
+            self.lora_B[slot].zero_()
         self.lora_A[slot, :r].copy_(a)
         self.lora_B[slot, :, :r].copy_(b)
         self.scaling[slot] = scaling
