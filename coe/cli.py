@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "coe.commands.keys",
     "coe.commands.bench_load",
     "coe.commands.glider",
+    "coe.commands.lora",
 ]
 
 

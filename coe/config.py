@@ -71,7 +71,8 @@ class ExpertConfig(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     backend: Literal["transformers", "vllm"] = "transformers"
-    model: str = Field(min_length=1, description="registry:<name>, a Hugging Face id, or a local folder")
+    model: str = Field("", description="registry:<name>, a Hugging Face id, or a local folder (LoRA experts: "
+                       "the base's, filled in from `base`)")
     description: str = ""
     chat_template: bool = Field(True, description="False for base models: messages become a completion prompt")
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
@@ -87,6 +88,10 @@ class ExpertConfig(_Strict):
     timeout_s: float | None = Field(None, gt=0, description="per-attempt limit; unset: reliability.expert_timeout_s")
     vllm: VLLMOptions = Field(default_factory=VLLMOptions)
     moerging: MoErgingOptions | None = Field(None, description="serve as a MoErging expert (transformers only)")
+    base: str | None = Field(None, description="LoRA expert: the expert (or model ref) its adapter fine-tunes; "
+                             "experts sharing a base share one pool that holds the base once")
+    adapter: Path | None = Field(None, description="LoRA expert: a `coe train lora-expert` or `coe compress-adapter` "
+                                 "folder")
     fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
     fail_while_file: str | None = Field(None, description="testing only: generations raise while this file exists")
 
@@ -96,6 +101,12 @@ class ExpertConfig(_Strict):
             raise ValueError("default_max_tokens must be <= max_tokens_limit")
         if self.moerging is not None and self.backend != "transformers":
             raise ValueError("moerging needs backend: transformers (vLLM has no per-token LoRA mixing)")
+        if (self.base is None) != (self.adapter is None):
+            raise ValueError(f"expert {self.name!r}: a LoRA expert needs both base and adapter")
+        if self.base is not None and self.moerging is not None:
+            raise ValueError(f"expert {self.name!r}: a LoRA expert cannot also be a MoErging expert")
+        if not self.model and self.base is None:
+            raise ValueError(f"expert {self.name!r}: model is required (or base + adapter for a LoRA expert)")
         return self
 
     @property
@@ -152,6 +163,17 @@ class ServerConfig(_Strict):
         default_factory=ResourcesConfig, description="what one gateway replica asks Ray for (placement)")
 
 
+class AdapterTierConfig(_Strict):
+    """LoRA adapters through the tiers, per base model: device slots, host copies, the rest on disk (vLLM:
+    enable_lora with max_loras, max_cpu_loras, max_lora_rank)."""
+
+    max_loras: int = Field(8, ge=1, description="adapters resident on the device (slots) per base")
+    max_cpu_loras: int | None = Field(None, ge=1, description="host copies; None: no limit")
+    max_lora_rank: int | None = Field(None, ge=1, description="slot rank; None: the largest adapter's")
+    max_batch: int = Field(16, ge=1, description="requests (of any adapters) decoded in one mixed batch")
+    batch_window_ms: float = Field(5.0, ge=0, description="how long the first request waits for company")
+
+
 class MemoryConfig(_Strict):
     """Byte budgets of the weight tiers (device = HBM, or the materialised-model budget on CPU), per pool."""
 
@@ -165,6 +187,8 @@ class MemoryConfig(_Strict):
     max_wait_s: float | None = Field(30.0, gt=0, description="... or for at most this long")
     prefetch_on_route: bool = Field(True, description="the gateway prefetches the routed expert")
     concurrency: int = Field(1, ge=1, description="requests a tiered pool runs at once")
+    adapters: AdapterTierConfig = Field(default_factory=lambda: AdapterTierConfig(),
+                                        description="LoRA adapters of a pool's base (vLLM's names)")
 
     @property
     def tiered(self) -> bool:
@@ -255,6 +279,14 @@ class CoeConfig(_Strict):
         fallback = self.reliability.fallback_expert
         if fallback is not None and fallback not in names:
             raise ValueError(f"reliability.fallback_expert {fallback!r} is not an expert ({sorted(names)})")
+        return self
+
+    @model_validator(mode="after")
+    def _lora_bases(self) -> CoeConfig:
+        """A LoRA expert takes its base's model and pool; an unknown base is an error naming the expert."""
+        from coe.lora_config import resolve_lora_bases
+
+        resolve_lora_bases(self.experts)
         return self
 
     @property

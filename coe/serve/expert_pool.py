@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +10,7 @@ from typing import Any
 
 from coe.config import ExpertConfig, MemoryConfig
 from coe.serve.backends import build_backend
+from coe.serve.lora_pool import build_lora_backends
 from coe.serve.pool_stats import GenerationStats
 from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message, Tier
 from experts.memory import ExpertQueues, MemoryBusyError, QueueFullError, TierBudgets, TierManager, make_policy
@@ -44,6 +46,17 @@ def memory_error(err: Exception) -> dict[str, Any]:
     return {"error": {"status": status, "message": str(err), "param": "model"}}
 
 
+def merge_adapter_snapshot(snap: dict[str, Any], adapters: dict[str, Any]) -> None:
+    """Adapter gauges and counters beside the full models' in one pool snapshot, keyed "adapter:<tier|kind>", so
+    /metrics shows adapter residency and moves with the same families and a distinguishable label."""
+    for key in ("residency", "bytes", "hits", "misses", "bytes_moved", "moves", "evictions", "move_seconds"):
+        for k, v in adapters.get(key, {}).items():
+            snap.setdefault(key, {})[f"adapter:{k}"] = v
+    snap["budgets"]["adapter:device"] = adapters["budgets"]["device"]
+    for key in ("pins", "prefetches", "waits", "wait_seconds", "busy_errors"):
+        snap[key] = snap.get(key, 0) + adapters.get(key, 0)
+
+
 class ExpertPool:
     """Owns its experts' backends; with memory budgets only some are device-resident, the rest wait in
     host memory or on disk and are swapped in per request (the gateway prefetches on routing)."""
@@ -53,7 +66,17 @@ class ExpertPool:
         self.pool = pool
         self.configs = {e["name"]: ExpertConfig.model_validate(e) for e in experts}
         self.memory = MemoryConfig.model_validate(memory or {})
-        self.backends: dict[str, LLMBackend] = {n: build_backend(c) for n, c in self.configs.items()}
+        # LoRA experts and their bases: one group per base model, outside the TierManager of full models
+        # (adapters have their own, experts/lora/store.py); the base stays on the device.
+        self.lora, self.lora_groups = build_lora_backends(self.configs, self.memory)
+        self.backends: dict[str, LLMBackend] = {n: self.lora.get(n) or build_backend(c)  # type: ignore[misc]
+                                                for n, c in self.configs.items()}
+        for group in self.lora_groups:
+            await asyncio.to_thread(group.start)
+            assert group.store is not None
+            await group.store.warm()
+        for name in self.lora:
+            await self.backends[name].start()
         self.stats = GenerationStats()
         mem = self.memory
         self.manager = TierManager(
@@ -63,6 +86,8 @@ class ExpertPool:
             await self._warm_tiers()
         else:
             for name, backend in self.backends.items():
+                if name in self.lora:
+                    continue
                 await backend.start()
                 self.manager.register(name, backend)
                 log.info("expert ready", extra={"expert": name, "pool": pool})
@@ -73,10 +98,11 @@ class ExpertPool:
 
     async def _warm_tiers(self) -> None:
         """No cold start on the request path: every expert goes as far up as the budgets allow at start-up."""
-        for name, backend in self.backends.items():
+        full = {n: b for n, b in self.backends.items() if n not in self.lora}
+        for name, backend in full.items():
             self.manager.register(name, backend)
         for _ in range(2):  # disk -> host, then host -> device where room is left
-            for name in self.backends:
+            for name in full:
                 self.manager.prefetch(name)
             await self.manager.wait_idle()
         log.info("pool warmed", extra={"pool": self.pool, "tiers": {n: b.tier for n, b in self.backends.items()}})
@@ -85,6 +111,9 @@ class ExpertPool:
     async def _running(self, expert: str) -> AsyncIterator[LLMBackend]:
         if expert not in self.backends:
             raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
+        if expert in self.lora:  # pins its adapter itself and joins the group's mixed batches
+            yield self.lora[expert]  # type: ignore[misc]
+            return
         async with self.dispatcher.slot(expert) as backend:
             yield backend  # type: ignore[misc]
 
@@ -118,6 +147,9 @@ class ExpertPool:
         """Routing chose this expert: count it for reuse and start bringing it up (returns at once)."""
         if expert not in self.backends:
             return False
+        lora = self.lora.get(expert)
+        if lora is not None:
+            return bool(lora.adapter and lora.group.store and lora.group.store.prefetch(lora.adapter))
         self.manager.record_route(expert)
         return self.manager.prefetch(expert)
 
@@ -125,7 +157,9 @@ class ExpertPool:
         """Admin: load (to device) or offload (to host/disk) one expert through the TierManager."""
         if expert not in self.backends:
             raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
-        if tier == "device":
+        if expert in self.lora:
+            await self.lora[expert].to(tier)
+        elif tier == "device":
             async with self.manager.acquire(expert):
                 pass
         else:
@@ -134,10 +168,19 @@ class ExpertPool:
         return await self.describe()
 
     async def memory_snapshot(self) -> dict[str, Any]:
-        return self.manager.snapshot()
+        snap = self.manager.snapshot()
+        for group in self.lora_groups:
+            if group.store is not None:
+                merge_adapter_snapshot(snap, group.store.manager.snapshot())
+        return snap
 
     async def describe(self) -> list[dict[str, Any]]:
         snap = self.manager.experts_state()
+        for backend in self.lora.values():
+            store = backend.group.store
+            state = store.manager.experts_state() if store is not None else {}
+            snap[backend.name] = {**state.get(backend.adapter or "", {"tier": "device", "pins": 0}),
+                                  "base": backend.info.extra.get("base"), "adapter": backend.info.extra.get("adapter")}
         return [
             {"name": n, "pool": self.pool, "backend": b.info.backend, "tier": b.tier,
              "params": b.info.params, "bytes": b.info.nbytes, "generations": self.stats.of(n)} | snap.get(n, {})

@@ -200,7 +200,8 @@ class Gateway:
         for e in self.cfg.experts:
             data.append({"id": e.name, "object": "model", "created": self.created, "owned_by": "coe",
                          "coe": {"kind": "expert", "backend": e.backend, "model": e.model,
-                                 "description": e.description, "max_tokens_limit": e.max_tokens_limit}})
+                                 "description": e.description, "max_tokens_limit": e.max_tokens_limit}
+                         | ({"kind": "lora-expert", "base": e.base, "adapter": str(e.adapter)} if e.base else {})})
         if self.cfg.retrieval is not None:
             data.append({"id": RETRIEVER_MODEL, "object": "model", "created": self.created, "owned_by": "coe",
                          "coe": {"kind": "embedding-router"}})

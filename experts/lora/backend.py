@@ -1,0 +1,146 @@
+"""LoRA experts as LLM backends: one `LoraGroup` holds a base model once, each expert is a view on one adapter.
+
+The group loads the base, checks every adapter against it at start-up (errors name the expert), puts the
+adapters through the tiers (experts/lora/store.py) and batches their requests together (experts/lora/batcher.py).
+A base that is itself a configured expert is served by the same group on slot 0, so it is loaded once.
+Streaming returns the completion as one delta: a mixed batch finishes its rows together.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Tier, completion_prompt
+from experts.lora.artifact import load_any_expert
+from experts.lora.batcher import MixedBatcher, Sampling
+from experts.lora.runtime import BatchRow, MultiLoraModel
+from experts.lora.store import AdapterStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoraGroupOptions:
+    """How one base model serves its adapters (vLLM's names: max_loras slots, max_cpu_loras host copies)."""
+
+    max_loras: int = 8
+    max_cpu_loras: int | None = None
+    max_lora_rank: int | None = None  # None: the largest rank among the adapters
+    max_batch: int = 16
+    batch_window_s: float = 0.005
+    acquire_timeout_s: float = 60.0
+    policy: str = "lru"
+
+
+class LoraGroup:
+    """One base model and the adapters of the experts that name it."""
+
+    def __init__(self, base_path: str, adapters: dict[str, str | Path], *, dtype: str = "float32",
+                 chat_template: bool = True, device: str = "cpu",
+                 options: LoraGroupOptions = LoraGroupOptions()) -> None:
+        self.base_path, self.adapter_paths = base_path, {n: Path(p) for n, p in adapters.items()}
+        self.dtype, self.chat_template, self.device, self.options = dtype, chat_template, device, options
+        self.runtime: MultiLoraModel | None = None
+        self.store: AdapterStore | None = None
+        self.batcher: MixedBatcher | None = None
+        self.tokenizer: Any = None
+
+    def start(self) -> None:
+        """Load the base, check every adapter against it (a clear error naming the expert), set up the tiers."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        experts = {}
+        for name, path in self.adapter_paths.items():
+            if not path.is_dir():
+                raise BackendError(f"LoRA expert {name!r}: adapter folder {path} not found")
+            try:
+                experts[name] = load_any_expert(path)
+            except Exception as err:
+                raise BackendError(f"LoRA expert {name!r}: {err}") from None
+        rank = self.options.max_lora_rank or max(
+            (next(iter(e.modules.values()))[0].shape[0] for e in experts.values()), default=1)
+        self.tokenizer = AutoTokenizer.from_pretrained(self.base_path)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        model = AutoModelForCausalLM.from_pretrained(self.base_path, dtype=getattr(torch, self.dtype))
+        model = model.to(self.device).eval()  # type: ignore[arg-type]
+        slots = max(1, min(self.options.max_loras, len(experts) or 1))
+        self.runtime = MultiLoraModel(model, self.tokenizer, slots=slots, rank=rank)
+        for name, expert in experts.items():
+            try:
+                self.runtime.check(expert, f"LoRA expert {name!r}")
+            except ValueError as err:
+                raise BackendError(str(err)) from None
+        self.store = AdapterStore(self.runtime, host_adapters=self.options.max_cpu_loras,
+                                  acquire_timeout_s=self.options.acquire_timeout_s, policy=self.options.policy)
+        for name, path in self.adapter_paths.items():
+            self.store.register(name, path)
+        self.batcher = MixedBatcher(self.runtime, self.options.max_batch, self.options.batch_window_s)
+        log.info("LoRA group ready", extra={"base": self.base_path, "adapters": len(experts), "slots": slots})
+
+    def render(self, request: GenerationRequest) -> list[int]:
+        tok = self.tokenizer
+        if self.chat_template and getattr(tok, "chat_template", None):
+            msgs = [{"role": m.role, "content": m.content} for m in request.messages]
+            text = str(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        return list(tok(completion_prompt(request.messages), add_special_tokens=True)["input_ids"])
+
+
+class LoraExpertBackend:
+    """An expert served by a LoraGroup: its adapter (None: the plain base on slot 0)."""
+
+    def __init__(self, group: LoraGroup, name: str, adapter: str | None, base_label: str) -> None:
+        self.group, self.name, self.adapter = group, name, adapter
+        self.info = BackendInfo(name=name, backend="transformers+lora", model=group.base_path,
+                                extra={"base": base_label, **({"adapter": str(group.adapter_paths[adapter])}
+                                                               if adapter else {})})
+
+    async def start(self) -> None:
+        if self.group.runtime is None:
+            raise BackendError(f"expert {self.name!r}: its LoRA group has not been started")
+        if self.adapter and self.group.store is not None:
+            self.info.nbytes = self.group.store.slot_bytes
+
+    @property
+    def tier(self) -> Tier:
+        store = self.group.store
+        if self.adapter is None or store is None:
+            return "device"
+        return store.handles[self.adapter].tier
+
+    async def to(self, tier: Tier) -> None:
+        store = self.group.store
+        if self.adapter is None or store is None:
+            if tier != "device":
+                raise BackendError(f"expert {self.name!r} is the base of LoRA experts and stays on the device")
+            return
+        if tier == "device":
+            async with store.acquire(self.adapter):
+                return
+        await store.manager.demote(self.adapter, tier)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        group = self.group
+        if group.batcher is None or group.store is None:
+            raise BackendError(f"expert {self.name!r} is not started")
+        ids = group.render(request)
+        sampling = Sampling(request.temperature if request.samples else 0.0, request.top_p, request.seed)
+        if self.adapter is None:
+            result = await group.batcher.submit(BatchRow(0, ids, request.max_tokens, request.stop), sampling)
+        else:
+            async with group.store.acquire(self.adapter) as slot:
+                result = await group.batcher.submit(BatchRow(slot, ids, request.max_tokens, request.stop), sampling)
+        finish: Literal["stop", "length"] = "stop" if result.finish_reason == "stop" else "length"
+        if result.text:
+            yield Chunk(text=result.text)
+        yield Chunk(text="", finish_reason=finish, prompt_tokens=result.prompt_tokens,
+                    completion_tokens=len(result.token_ids))
+
+    async def loglikelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
+        raise BackendError(f"expert {self.name!r}: log-likelihood scoring is not served for LoRA experts")

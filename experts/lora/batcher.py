@@ -1,0 +1,73 @@
+"""Mixed-adapter batching: requests for different adapters that arrive together run as one `generate`.
+
+Static batches (Punica/S-LoRA without continuous batching): the first request waits `window_s` for company,
+then up to `max_batch` waiting requests with the same sampling settings decode together, each on its own slot.
+A request arriving mid-batch waits for the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+
+from experts.lora.runtime import BatchRow, MultiLoraModel, RowResult
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class _Waiting:
+    row: BatchRow
+    sampling: Sampling
+    future: asyncio.Future[RowResult] = field(repr=False)
+
+
+class MixedBatcher:
+    """Collects rows for one runtime and runs them in batches in a worker thread."""
+
+    def __init__(self, runtime: MultiLoraModel, max_batch: int = 16, window_s: float = 0.005) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.runtime, self.max_batch, self.window_s = runtime, max_batch, window_s
+        self._queue: deque[_Waiting] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.rows = 0
+
+    async def submit(self, row: BatchRow, sampling: Sampling = Sampling()) -> RowResult:
+        future: asyncio.Future[RowResult] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Waiting(row, sampling, future))
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            await asyncio.sleep(self.window_s)
+            first = self._queue[0].sampling
+            batch = [w for w in self._queue if w.sampling == first and not w.future.done()][:self.max_batch]
+            for w in batch:
+                self._queue.remove(w)
+            while self._queue and self._queue[0].future.done():  # callers that went away
+                self._queue.popleft()
+            if not batch:
+                continue
+            try:
+                results = await asyncio.to_thread(self.runtime.generate_batch, [w.row for w in batch],
+                                                  first.temperature, first.top_p, first.seed)
+            except Exception as err:  # every caller of the batch sees the failure
+                for w in batch:
+                    if not w.future.done():
+                        w.future.set_exception(err)
+                continue
+            self.batches += 1
+            self.rows += len(batch)
+            for w, r in zip(batch, results, strict=True):
+                if not w.future.done():
+                    w.future.set_result(r)

@@ -1,0 +1,134 @@
+"""LoRA experts through the real Serve app: one pool holds SmolLM2 once and three adapters (one ComPEFT-compressed)
+in two device slots; direct and routed requests reach them, answers match peft with that adapter alone."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[3]
+SMOL = "registry:smollm2-135m-instruct"
+EXPERTS = ROOT / "artifacts" / "lora-experts"
+PROMPT = "Text: the flutter of a swept wing was measured in a supersonic wind tunnel at several Mach numbers\nTitle:"
+CODE = "Write a Python function that reverses a list"
+
+
+def lora_config(artifact: Path, compressed: Path):
+    from coe.config import parse_config
+
+    return parse_config({
+        "experts": [
+            {"name": "smol", "model": SMOL, "pool": "lora", "dtype": "float32", "default_max_tokens": 12},
+            {"name": "cisi-lora", "base": "smol", "adapter": str(EXPERTS / "cisi-title")},
+            {"name": "cranfield-lora", "base": "smol", "adapter": str(EXPERTS / "cranfield-title"),
+             "description": "aeronautics titles"},
+            {"name": "scifact-lora", "base": "smol", "adapter": str(compressed)},
+        ],
+        "router": {"artifact": str(artifact), "general_expert": "smol", "min_confidence": 0.2,
+                   "expert_aliases": {"smollm2-135m": "smol", "qwen2.5-coder-0.5b": "cisi-lora",
+                                      "gemma3-270m": "cranfield-lora"},
+                   "category_map": {"computer_science": "cranfield-lora"}},
+        "memory": {"adapters": {"max_loras": 2, "max_cpu_loras": 1}},
+        "ray": {"app_name": "lora", "route_prefix": "/lora"},
+    }, "<lora test config>")
+
+
+@pytest.fixture(scope="module")
+def lora_app(deploy_side, tmp_path_factory):
+    from ray import serve
+
+    from experts.lora.artifact import compress_expert
+
+    tmp = tmp_path_factory.mktemp("lora")
+    shutil.copytree(ROOT / "artifacts" / "coe-router", tmp / "coe-router")
+    compress_expert(EXPERTS / "scifact-title", tmp / "scifact-compeft", density=0.5)
+    url = deploy_side(lora_config(tmp / "coe-router", tmp / "scifact-compeft"))
+    yield url
+    serve.delete("lora")
+
+
+def chat(url: str, model: str, prompt: str = PROMPT, **extra) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", timeout=600, json={
+        "model": model, "max_tokens": 12, "messages": [{"role": "user", "content": prompt}], **extra})
+
+
+def peft_alone(adapter: Path, prompt: str, tokens: int = 12) -> str:
+    """Greedy text of SmolLM2 + this adapter under peft (the reference), chat template as the backend renders it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from coe.serve.backends import resolve_model_ref
+    from experts.llm.lora_experts import PEFT_PREFIX, load_lora_expert
+
+    path = resolve_model_ref(SMOL)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    expert = load_lora_expert(adapter)
+    spec = expert.meta["lora"]
+    peft_model = get_peft_model(model, LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=0.0,
+                                                  target_modules=spec["target_modules"]))
+    for module, (a, b) in expert.modules.items():
+        layer = peft_model.get_submodule(PEFT_PREFIX + module)
+        layer.lora_A["default"].weight.data.copy_(torch.from_numpy(a))
+        layer.lora_B["default"].weight.data.copy_(torch.from_numpy(b))
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
+                                  do_sample=False, temperature=None, top_p=None, top_k=None,
+                                  pad_token_id=tok.eos_token_id)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def test_a_lora_expert_answers_like_peft_with_its_adapter_alone(lora_app):
+    r = chat(lora_app, "cranfield-lora")
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "cranfield-lora"
+    assert r.json()["choices"][0]["message"]["content"] == peft_alone(EXPERTS / "cranfield-title", PROMPT)
+
+
+def test_concurrent_requests_to_several_adapters_each_get_their_answer_alone(lora_app):
+    models = ["cisi-lora", "cranfield-lora", "scifact-lora", "smol"]
+    alone = {m: chat(lora_app, m).json()["choices"][0]["message"]["content"] for m in models}
+    assert len(set(alone.values())) > 1  # the adapters do change the answer
+
+    async def together():
+        async with httpx.AsyncClient(timeout=600) as client:
+            return await asyncio.gather(*(client.post(f"{lora_app}/v1/chat/completions", json={
+                "model": m, "max_tokens": 12, "messages": [{"role": "user", "content": PROMPT}]}) for m in models * 2))
+
+    for m, r in zip(models * 2, asyncio.run(together()), strict=True):
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == alone[m], m
+
+
+def test_models_list_the_base_and_experts_show_adapter_tiers(lora_app):
+    models = {m["id"]: m for m in httpx.get(f"{lora_app}/v1/models", timeout=30).json()["data"]}
+    assert models["cisi-lora"]["coe"]["base"] == "smol" and models["cisi-lora"]["coe"]["kind"] == "lora-expert"
+    assert models["smol"]["coe"]["kind"] == "expert"
+    chat(lora_app, "scifact-lora")
+    experts = {e["name"]: e for e in httpx.get(f"{lora_app}/v1/experts", timeout=30).json()["data"]}
+    loras = [experts[n] for n in ("cisi-lora", "cranfield-lora", "scifact-lora")]
+    assert all(e["pool"] == "lora" and e["base"] == "smol" for e in loras)
+    assert sum(e["tier"] == "device" for e in loras) <= 2  # two slots for three adapters
+    text = httpx.get(f"{lora_app}/metrics", timeout=30).text
+    assert 'tier="adapter:device"' in text and 'kind="adapter:' in text
+
+
+def test_the_router_reaches_a_lora_expert(lora_app):
+    r = chat(lora_app, "coe", CODE)
+    assert r.status_code == 200, r.text
+    assert r.json()["model"] == "cranfield-lora", r.json()["coe"]
+
+
+def test_an_unknown_adapter_is_404(lora_app):
+    r = chat(lora_app, "nowhere-lora")
+    assert r.status_code == 404
+    assert "nowhere-lora" in r.json()["error"]["message"]
