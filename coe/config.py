@@ -149,6 +149,10 @@ class ServerConfig(_Strict):
         None, description="scale the gateway on load (overrides gateway_replicas)")
     gateway_resources: ResourcesConfig = Field(
         default_factory=ResourcesConfig, description="what one gateway replica asks Ray for (placement)")
+    router_inline_max_ms: float = Field(
+        2.0, ge=0, description="a router faster than this (measured at start) runs on the event loop; a slower "
+                               "one on a dedicated thread that batches the prompts waiting for it")
+    router_max_batch: int = Field(32, ge=1, description="most prompts the router thread encodes in one batch")
 
 
 class MemoryConfig(_Strict):
@@ -162,7 +166,8 @@ class MemoryConfig(_Strict):
     scheduling: Literal["affinity", "fifo"] = "affinity"
     max_skips: int | None = Field(8, ge=0, description="a queued request is passed over at most this often")
     max_wait_s: float | None = Field(30.0, gt=0, description="... or for at most this long")
-    prefetch_on_route: bool = Field(True, description="the gateway prefetches the routed expert")
+    prefetch_on_route: bool = Field(True, description="a pool starts moving an expert up when a request for it "
+                                   "arrives, before it waits for a slot")
     concurrency: int = Field(1, ge=1, description="requests a tiered pool runs at once")
 
     @property

@@ -46,7 +46,7 @@ def memory_error(err: Exception) -> dict[str, Any]:
 
 class ExpertPool:
     """Owns its experts' backends; with memory budgets only some are device-resident, the rest wait in
-    host memory or on disk and are swapped in per request (the gateway prefetches on routing)."""
+    host memory or on disk and are swapped in per request (a request starts its expert's move on arrival)."""
 
     async def __init__(self, pool: str, experts: list[dict[str, Any]], memory: dict[str, Any] | None = None,
                        max_queued: int = 64) -> None:
@@ -85,6 +85,12 @@ class ExpertPool:
     async def _running(self, expert: str) -> AsyncIterator[LLMBackend]:
         if expert not in self.backends:
             raise BackendError(f"expert {expert!r} is not hosted by pool {self.pool!r}")
+        if self.memory.tiered and self.memory.prefetch_on_route:
+            # Routing drives memory: the move starts as the request arrives, before it waits for a slot. The
+            # gateway used to send a separate prefetch call, a second handle call per request that arrived here
+            # at the same moment as this one.
+            self.manager.record_route(expert)
+            self.manager.prefetch(expert)
         async with self.dispatcher.slot(expert) as backend:
             yield backend  # type: ignore[misc]
 
@@ -115,7 +121,7 @@ class ExpertPool:
             yield memory_error(err)
 
     async def prefetch(self, expert: str) -> bool:
-        """Routing chose this expert: count it for reuse and start bringing it up (returns at once)."""
+        """Count the expert for reuse and start bringing it up (returns at once); requests do this themselves."""
         if expert not in self.backends:
             return False
         self.manager.record_route(expert)
