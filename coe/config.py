@@ -175,6 +175,15 @@ class MemoryConfig(_Strict):
         return self.device_bytes is not None or self.host_bytes is not None
 
 
+# Ray Serve runs each replica's user code on an event loop in a thread of its own and each handle's router on
+# another, so every request crosses loops twice per hop (proxy -> gateway -> pool); on this 2-core VM those
+# cross-thread wake-ups are a measured part of the gateway's overhead (README, Performance).
+SERVE_REQUEST_PATH_ENV = {
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+}
+
+
 class RayConfig(_Strict):
     """How coe finds Ray: a fresh local instance unless an address is given."""
 
@@ -183,6 +192,10 @@ class RayConfig(_Strict):
     namespace: str = "coe"
     app_name: str = "coe"
     route_prefix: str = "/"
+    serve_env: dict[str, str] = Field(
+        default_factory=lambda: dict(SERVE_REQUEST_PATH_ENV),
+        description="Ray Serve switches set in the environment of a Ray coe starts (an operator's own "
+                    "environment wins); a joined cluster must have them set where it was started")
 
 
 # ---- reliability and security (issue 8) ---------------------------------------------------------------------

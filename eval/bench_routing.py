@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 
-from coe.config import CoeConfig
 from coe.api.timing import parse_server_timing
+from coe.config import CoeConfig
 from eval.stats import percentile_ms, print_table, write_json
 from routers.base import RouteInput
 

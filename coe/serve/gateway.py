@@ -15,7 +15,6 @@ from ray import serve
 
 from coe.api.app import create_app
 from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout, error_from_dict
-from coe.api.timing import PhaseTimer
 from coe.api.schemas import (
     ChatCompletionRequest,
     EmbeddingsRequest,
@@ -24,6 +23,7 @@ from coe.api.schemas import (
     chat_chunk,
     chat_completion,
 )
+from coe.api.timing import PhaseTimer
 from coe.config import CHAT_ROUTER_MODEL, RETRIEVER_MODEL, CoeConfig, ExpertConfig
 from coe.serve import reliability
 from coe.serve.admin import admin

@@ -145,7 +145,11 @@ class TransformersBackend:
         except ValueError as err:  # the files' names differ from the module's: transformers knows the mapping
             log.info("reload through transformers", extra={"expert": self.name, "why": str(err)})
             return None
-        return model if dtype == "auto" else model.to(dtype)
+        if dtype != "auto":  # weights stored in another dtype: cast them, never the kept buffers (rotary
+            for p in model.parameters():  # tables stay float32, as transformers' loader leaves them)
+                if p.is_floating_point() and p.dtype != dtype:
+                    p.data = p.data.to(dtype)
+        return model
 
     def _require_model(self) -> Any:
         if self._model is None:

@@ -49,7 +49,7 @@ def read_header(f: Path, fd: int) -> tuple[dict[str, dict], int]:
 
 def read_into(f: Path, fd: int, buf: torch.Tensor, offset: int) -> None:
     """Fill the uint8 `buf` from the file at `offset`, CHUNK_BYTES per read straight into its memory."""
-    view = memoryview(buf.numpy()).cast("B")
+    view = memoryview(buf.numpy().data).cast("B")
     done = 0
     while done < len(view):
         got = os.preadv(fd, [view[done:done + CHUNK_BYTES]], offset + done)

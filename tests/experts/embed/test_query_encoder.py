@@ -84,3 +84,20 @@ def test_direct_forward_equals_sentence_transformers_encode(encoder: ExpertQuery
     encoder._active = object()  # peft's own switching above: let the encoder re-apply its state
     np.testing.assert_allclose(encoder.encode(texts * 8, "direct")[:3], direct["direct"], atol=1e-5)  # batched path
 
+
+
+def test_inference_switch_leaves_gradients_alone_and_training_switch_sets_them(encoder: ExpertQueryEncoder) -> None:
+    encoder.add_adapter("grads", LoraSpec())
+    name = encoder._name("grads")
+
+    def trainable() -> set[str]:
+        return {n for n, p in encoder.model.named_parameters() if p.requires_grad}
+
+    for p in encoder.model.parameters():
+        p.requires_grad_(False)
+    encoder.encode(TEXTS, "grads")
+    encoder.encode(TEXTS)
+    assert trainable() == set()  # the request path's switches touch no gradient flag
+    encoder.activate("grads", trainable=True)
+    assert trainable() and all(f".{name}." in n for n in trainable())
+    assert not encoder._tuner_layers[0].disable_adapters and encoder._tuner_layers[0].active_adapters == [name]
