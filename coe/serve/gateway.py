@@ -87,7 +87,10 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
         self.router = RouterHolder(self.cfg)
-        self.route_runner = RouteRunner.measured(self.route_many, self.cfg.server.router_inline_max_ms,
+        rc = self.cfg.router  # an LLM writing GLIDER instructions on a cache miss must never block the loop
+        slow_misses = rc.type == "glider" and rc.glider.instruction_mode == "llm"
+        self.route_runner = RouteRunner.measured(self.route_many,
+                                                 0.0 if slow_misses else self.cfg.server.router_inline_max_ms,
                                                  max_batch=self.cfg.server.router_max_batch)
         app.state.max_body_bytes = self.cfg.server.max_body_bytes
         self.created = int(time.time())

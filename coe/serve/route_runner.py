@@ -34,10 +34,13 @@ class RouteRunner:
         self.batches = 0  # routed batches (for /health and tests)
 
     @classmethod
-    def measured(cls, route_many: RouteMany, inline_max_ms: float, probes: int = 5,
+    def measured(cls, route_many: RouteMany, inline_max_ms: float, probes: int = 3,
                  max_batch: int = 32) -> RouteRunner:
-        """Times the router on one prompt (after a warm-up call) and picks inline or threaded."""
+        """Times the router on one prompt (after a warm-up call) and picks inline or threaded; a limit of 0
+        means always threaded (a router whose cost varies, e.g. GLIDER writing instructions with an LLM)."""
         route_many(["warm up the encoder"])
+        if inline_max_ms <= 0:
+            return cls(route_many, inline=False, max_batch=max_batch)
         times = []
         for i in range(probes):
             t0 = time.perf_counter()

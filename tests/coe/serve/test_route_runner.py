@@ -35,6 +35,9 @@ def test_measured_picks_inline_for_a_fast_router_and_the_thread_for_a_slow_one()
     slow = RouteRunner.measured(SlowRouter(0.005), inline_max_ms=2.0)
     assert not slow.inline and slow.probe_ms is not None and slow.probe_ms >= 5.0
     assert slow.describe()["mode"] == "thread"
+    router = SlowRouter(0.0)
+    assert not RouteRunner.measured(router, inline_max_ms=0.0).inline  # 0: always threaded, not even probed
+    assert router.calls == [["warm up the encoder"]]
 
 
 def test_inline_runs_on_the_callers_thread():
