@@ -48,7 +48,7 @@ class RetrieverPool:
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _retrieve_batch(self, items: list[tuple[str, str, int, str | None]]) -> list[dict[str, Any]]:
         """Single-query requests arriving together are encoded together, grouped by corpus, top_k and expert;
-        each answer is {"expert", "json"} (`as_json`) or {"error"}."""
+        each answer is {"experts", "json"} (`as_json`) or {"error"}."""
         groups: dict[tuple[str, int, str | None], list[int]] = defaultdict(list)
         for i, (corpus, _, top_k, expert) in enumerate(items):
             groups[(corpus, top_k, expert)].append(i)
