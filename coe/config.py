@@ -122,7 +122,9 @@ class RouterConfig(_Strict):
 
     type: Literal["coe", "glider", "per_prompt"] = "coe"
     artifact: Path = Path("artifacts/coe-router")
-    encoder: str = "registry:all-minilm-l6-v2"
+    encoder: str = Field("onnx-int8:all-minilm-l6-v2", description=(
+        "prompt encoder (experts/embed/encoders.py): registry:/onnx:/onnx-int8:/model2vec:<name>; must be the "
+        "one the artifact was trained with"))
     general_expert: str
     entropy_threshold: float | None = Field(None, ge=0, description="overrides the artifact's tau")
     min_confidence: float | None = Field(

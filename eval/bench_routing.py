@@ -10,6 +10,7 @@ gateway's handle call costs beyond the pool's own work.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,10 +32,12 @@ PROMPTS = [
 ]
 
 
-def router_latency(cfg: CoeConfig, n: int = 200) -> dict[str, float]:
+def router_latency(cfg: CoeConfig, n: int = 200, threads: int = 1) -> dict[str, float]:
+    """Batch-1 routing of the fixed prompts (p50/p99 over n calls) and batch-32 routing per query, in-process."""
     from coe.serve.routing import build_router
+    from experts.embed.encoders import make_encoder
 
-    router = build_router(cfg)
+    router = build_router(cfg, make_encoder(cfg.router.encoder, threads=threads))
     router.route([RouteInput(text="warm up")])
     single = []
     for i in range(n):
@@ -56,7 +59,7 @@ def gateway_overhead(cfg: CoeConfig, url: str, n: int = 50) -> dict[str, float]:
     from ray import serve
 
     handles: dict[str, Any] = {}
-    diffs, routed_s, direct_s = [], [], []
+    diffs, routed_s, direct_s, route_s = [], [], [], []
     phases: dict[str, list[float]] = {}
     with httpx.Client(timeout=120) as client:
         for i in range(n + 2):
@@ -79,10 +82,12 @@ def gateway_overhead(cfg: CoeConfig, url: str, n: int = 50) -> dict[str, float]:
                 routed_s.append(t_routed)
                 direct_s.append(t_direct)
                 diffs.append(t_routed - t_direct)
+                route_s.append(float(r.headers["x-coe-route-ms"]) / 1000.0)  # routing as the gateway timed it
                 for name, s in breakdown(r.headers.get("server-timing", ""), t_routed, t_direct).items():
                     phases.setdefault(name, []).append(s)
     out = {"gateway_overhead_p50_ms": percentile_ms(diffs, 50), "gateway_overhead_p99_ms": percentile_ms(diffs, 99),
-           "routed_p50_ms": percentile_ms(routed_s, 50), "direct_p50_ms": percentile_ms(direct_s, 50)}
+           "routed_p50_ms": percentile_ms(routed_s, 50), "direct_p50_ms": percentile_ms(direct_s, 50),
+           "served_route_p50_ms": percentile_ms(route_s, 50), "served_route_p99_ms": percentile_ms(route_s, 99)}
     return out | {f"phase_{name}_p50_ms": percentile_ms(s, 50) for name, s in phases.items()}
 
 
@@ -99,6 +104,31 @@ def breakdown(server_timing: str, routed_s: float, direct_s: float) -> dict[str,
     return out
 
 
+def with_router(cfg: CoeConfig, encoder: str, artifact: str | None) -> CoeConfig:
+    """A copy of the config whose router uses `encoder` (and `artifact`, when given)."""
+    router = cfg.router.model_copy(update={"encoder": encoder} | ({"artifact": Path(artifact)} if artifact else {}))
+    return cfg.model_copy(update={"router": router})
+
+
+def run_router_only(cfg: CoeConfig, encoders: list[str], artifacts: list[str], threads: list[int],
+                    json_path: str | None = None, n_router: int = 200) -> dict[str, Any]:
+    """Router-alone latency of each (encoder, artifact) pair at each ORT intra-op thread count, one run."""
+    if artifacts and len(artifacts) != len(encoders):
+        raise ValueError(f"--artifact given {len(artifacts)} times for {len(encoders)} --encoder values")
+    paths: list[str | None] = list(artifacts) if artifacts else [None] * len(encoders)
+    pairs = list(zip(encoders, paths, strict=True)) or [(cfg.router.encoder, None)]
+    rows = []
+    for encoder, artifact in pairs:
+        variant = with_router(cfg, encoder, artifact)
+        for t in threads if encoder.startswith("onnx") else threads[:1]:
+            rows.append({"encoder": encoder, "artifact": str(variant.router.artifact), "threads": t}
+                        | router_latency(variant, n_router, t))
+    cols = ["encoder", "threads", "route_p50_ms", "route_p99_ms", "route_batch32_per_query_ms"]
+    print_table("coe bench routing --router-only (ms)", cols, [[r[c] for c in cols] for r in rows])
+    write_json(json_path, {"repeats": n_router, "results": rows})
+    return {"results": rows}
+
+
 def run(cfg: CoeConfig, json_path: str | None = None, n_router: int = 200, n_gateway: int = 50) -> dict:
     from coe.serve.runner import run_app, shutdown
 
@@ -110,5 +140,5 @@ def run(cfg: CoeConfig, json_path: str | None = None, n_router: int = 200, n_gat
         shutdown()
     rows = [[k, v] for k, v in results.items()]
     print_table("coe bench routing (ms)", ["metric", "value"], rows)
-    write_json(json_path, results)
+    write_json(json_path, {"encoder": cfg.router.encoder, "artifact": str(cfg.router.artifact)} | results)
     return results

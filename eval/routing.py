@@ -192,10 +192,11 @@ def run_routing_eval(
                 os.environ["COE_DATA_DIR"] = previous
     cfg = load_train_config(config_path)
     if encoder is None:
-        from experts.embed.encoder import SentenceEncoder
+        from experts.embed.encoders import make_encoder
         from routers.train.embed_cache import CachedEncoder
 
-        encoder = CachedEncoder(SentenceEncoder(cfg.encoder), cfg.encoder)
+        ref = _artifact_encoder(Path(artifact)) or cfg.encoder  # what the artifact was trained with, else the recipe's
+        encoder = CachedEncoder(make_encoder(ref, threads=None), ref)
     dev = mmlu_split(cfg, "dev", _cap(limit, cfg.scoring.dev_per_subject))
     held = mmlu_split(cfg, "heldout", _cap(limit, cfg.scoring.heldout_per_subject))
     dev_rec, held_rec = asyncio.run(_records(cfg, dev, held, factory))
@@ -281,3 +282,11 @@ def plot_frontier(result: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def _artifact_encoder(artifact: Path) -> str | None:
+    import json
+
+    meta = artifact / "meta.json"
+    found = json.loads(meta.read_text()).get("encoder") if meta.is_file() else None
+    return str(found) if found else None

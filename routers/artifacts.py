@@ -163,3 +163,16 @@ def data_checksum(paths: list[Path], root: Path) -> str:
     for path in sorted(paths):
         digest.update(f"{path.relative_to(root).as_posix()}\t{sha256_file(path)}\n".encode())
     return digest.hexdigest()
+
+
+def check_encoder(art: Artifact, encoder: object | None) -> None:
+    """Refuse an encoder other than the one the artifact was trained with: its embeddings live in another space,
+    so the classifier would route silently wrong. Encoders without a `ref` (test fakes) and artifacts that
+    record none are not checked."""
+    trained = art.meta.get("encoder")
+    given = getattr(encoder, "ref", None)
+    if trained is None or given is None or trained == given:
+        return
+    raise ArtifactError(
+        f"{art.path}: trained with encoder {trained!r}, but the router is given {given!r}; set router.encoder: "
+        f"{trained} or retrain the artifact with `--encoder {given}` (coe train coe-router --encoder {given})")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routers.artifacts import load_artifact
+from routers.artifacts import check_encoder, load_artifact
 from routers.base import Encoder, RouteDecision, RouteInput
 
 ARTIFACT_KIND = "coe-router"
@@ -81,8 +81,10 @@ class CoERouter:
         category_map_override: Mapping[str, str] | None = None,
         tau_override: float | None = None,
     ) -> CoERouter:
-        """Load a verified `coe-router` artifact; overrides replace general expert / τ, update map entries."""
+        """Load a verified `coe-router` artifact; overrides replace general expert / τ, update map entries.
+        An encoder other than the artifact's (`meta.encoder`) is refused (ArtifactError)."""
         art = load_artifact(path, ARTIFACT_KIND, ARTIFACT_VERSION)
+        check_encoder(art, encoder)
         meta = art.meta
         category_map = dict(meta.get("category_map", {}))
         category_map.update(category_map_override or {})

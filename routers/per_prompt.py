@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routers.artifacts import load_artifact
+from routers.artifacts import check_encoder, load_artifact
 from routers.base import Encoder, RouteDecision, RouteInput
 from routers.coe import softmax
 
@@ -168,8 +168,9 @@ class PerPromptRouter:
 
     @classmethod
     def from_artifact(cls, path: str | Path, encoder: Encoder | None) -> PerPromptRouter:
-        """Load a verified `per-prompt-router` artifact."""
+        """Load a verified `per-prompt-router` artifact; an encoder other than the artifact's is refused."""
         art = load_artifact(path, ARTIFACT_KIND, ARTIFACT_VERSION)
+        check_encoder(art, encoder)
         meta, arrays = art.meta, art.arrays
         try:
             bandwidth = math.inf if meta["bandwidth"] is None else float(meta["bandwidth"])

@@ -13,6 +13,16 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--json", default=None)
     p.add_argument("--requests", type=int, default=50)
     p.add_argument("--port", type=int, default=None)
+    p.add_argument("--router-only", action="store_true", help="router latency alone, no server")
+    p.add_argument("--repeats", type=int, default=200, help="batch-1 router calls timed")
+    p.add_argument("--encoder", action="append", default=[], metavar="REF",
+                   help="router encoder (repeatable with --router-only: one row each; default: the config's)")
+    p.add_argument("--artifact", action="append", default=[], metavar="PATH",
+                   help="the router artifact trained with each --encoder (default: the config's)")
+    p.add_argument("--threads", type=int, action="append", default=None,
+                   help="ONNX Runtime intra-op threads (repeatable with --router-only; default 1)")
+    p.add_argument("--peer", choices=["semantic-router"], default=None,
+                   help="also route the held-out prompts with this package (same encoder) and compare")
     p.set_defaults(func=run_routing)
 
     p = groups["bench"].add_parser("retrieve", help="/v1/retrieve latency and queries/s, routed vs one expert")
@@ -48,12 +58,28 @@ def run_cluster(args: argparse.Namespace) -> int:
 
 
 def run_routing(args: argparse.Namespace) -> int:
-    from eval.bench_routing import run
+    from eval.bench_routing import run, run_router_only, with_router
 
     cfg = load_config(args.config)
     if args.port is not None:
         cfg.server.port = args.port
-    run(cfg, json_path=args.json, n_gateway=args.requests)
+    if args.peer:
+        from eval.peer_semantic_router import run_peer
+
+        if len(args.encoder) > 1 or len(args.artifact) > 1:
+            raise SystemExit("--peer compares one encoder: give --encoder / --artifact at most once")
+        if args.encoder:
+            cfg = with_router(cfg, args.encoder[0], args.artifact[0] if args.artifact else None)
+        run_peer(cfg, json_path=args.json)
+        return 0
+    if args.router_only:
+        run_router_only(cfg, args.encoder, args.artifact, args.threads or [1], args.json, args.repeats)
+        return 0
+    if len(args.encoder) > 1 or len(args.artifact) > 1:
+        raise SystemExit("several --encoder / --artifact values need --router-only")
+    if args.encoder:
+        cfg = with_router(cfg, args.encoder[0], args.artifact[0] if args.artifact else None)
+    run(cfg, json_path=args.json, n_router=args.repeats, n_gateway=args.requests)
     return 0
 
 

@@ -29,6 +29,10 @@ def register(sub, groups) -> None:  # noqa: ANN001
     p.add_argument("--limit", type=int, default=None, help="questions per subject (quick runs)")
     p.add_argument("--prior-map", action="store_true",
                    help="keep the config's category_map: skip scoring the experts (minutes instead of an hour cold)")
+    p.add_argument("--encoder", default=None,
+                   help="prompt encoder ref (registry:/onnx:/onnx-int8:/model2vec:<name>; default: the config's)")
+    p.add_argument("--map-from", default=None, metavar="ARTIFACT",
+                   help="take the category map of this coe-router artifact (no expert scoring; τ by the 0/1 rule)")
     _outcome_flags(p, required=False)
     p.set_defaults(func=run_coe_router)
 
@@ -57,7 +61,13 @@ def run_coe_router(args: argparse.Namespace) -> int:
         command += f" --limit {args.limit}"
     if args.prior_map:
         command += " --prior-map"
-    report = train_coe_router(args.config, args.out, limit=args.limit, command=command, fit_map=not args.prior_map)
+    if args.encoder:
+        command += f" --encoder {args.encoder}"
+    if args.map_from:
+        command += f" --map-from {args.map_from}"
+    report = train_coe_router(args.config, args.out, limit=args.limit, command=command,
+                              fit_map=not (args.prior_map or args.map_from), encoder_ref=args.encoder,
+                              map_from=args.map_from)
     print(f"router artifact written to {args.out} (report: {args.out}/report.md)")
     return 0 if report else 1
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from coe.config import CoeConfig, ExpertConfig
-from experts.embed.encoder import SentenceEncoder
+from experts.embed.encoders import PromptEncoder, make_encoder
 from experts.paths import REPO_ROOT
 from routers.base import RouteDecision, RouteInput
 
@@ -19,19 +19,21 @@ def artifact_path(path: Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
-def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
-    """The router with its encoder; one intra-op thread, since one short prompt gains nothing from more
-    and extra threads fight the expert replicas for the same cores (measured: p50 20 ms -> 90 ms at 2)."""
+def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None) -> Any:
+    """The router with its encoder (`router.encoder`, experts/embed/encoders.py); one intra-op thread (torch and
+    ONNX Runtime), since one short prompt gains nothing from more and extra threads fight the expert replicas for
+    the same cores (measured: p50 20 ms -> 90 ms at 2)."""
     import torch
 
     from routers.coe import CoERouter
 
     torch.set_num_threads(1)
     rc = cfg.router
+    encoder = encoder or make_encoder(rc.encoder, threads=1)
     if rc.type == "per_prompt":
-        return build_per_prompt(cfg, encoder or SentenceEncoder(rc.encoder))
+        return build_per_prompt(cfg, encoder)
     router = CoERouter.from_artifact(
-        artifact_path(rc.artifact), encoder or SentenceEncoder(rc.encoder),
+        artifact_path(rc.artifact), encoder,
         general_expert=rc.general_expert,
         category_map_override=rc.category_map or None,
         tau_override=rc.entropy_threshold,
@@ -43,7 +45,7 @@ def build_router(cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> Any:
     return router
 
 
-def build_per_prompt(cfg: CoeConfig, encoder: SentenceEncoder) -> Any:
+def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Any:
     """The per-prompt outcome router, restricted to the table's models that the config serves (after aliases)."""
     from routers.per_prompt import PerPromptRouter
 
@@ -89,7 +91,7 @@ def instruction_writer(expert: ExpertConfig) -> Any:
 class RouterHolder:
     """The router of model='coe'; refuses to start when the artifact names experts the config lacks."""
 
-    def __init__(self, cfg: CoeConfig, encoder: SentenceEncoder | None = None) -> None:
+    def __init__(self, cfg: CoeConfig, encoder: PromptEncoder | None = None) -> None:
         self.cfg = cfg
         self.router = build_router(cfg, encoder)
         if cfg.router.type == "per_prompt":  # already restricted to the served experts

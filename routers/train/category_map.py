@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     import json
 
-    from experts.embed.encoder import SentenceEncoder
+    from experts.embed.encoders import make_encoder
     from routers.train.embed_cache import CachedEncoder
 
     parser = argparse.ArgumentParser(description="Fit the CoE category→expert map (MILP over expert scores)")
@@ -210,8 +210,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--artifact", default="artifacts/coe-router")
     parser.add_argument("--limit", type=int, default=None, help="dev questions per subject")
     args = parser.parse_args(argv)
-    cfg = load_train_config(args.config)
-    encoder = CachedEncoder(SentenceEncoder(cfg.encoder), cfg.encoder)
+    ref = str(load_artifact(args.artifact, ARTIFACT_KIND, ARTIFACT_VERSION).meta.get("encoder")
+              or load_train_config(args.config).encoder)  # the encoder the artifact was trained with
+    encoder = CachedEncoder(make_encoder(ref, threads=None), ref)
     summary = asyncio.run(fit_category_map(args.config, args.artifact, encoder, limit=args.limit))
     print(json.dumps(summary, indent=2))
 

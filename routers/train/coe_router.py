@@ -90,6 +90,39 @@ def _meta(cfg: CoETrainConfig, temperature: float, tau: TauChoice, dim: int, c: 
     }
 
 
+def _with_map_of(cfg: CoETrainConfig, artifact: str | Path) -> tuple[CoETrainConfig, dict[str, Any]]:
+    """The config with the category map of `artifact`, and a map_source recording where it came from."""
+    from routers.artifacts import load_artifact
+
+    art = load_artifact(artifact, ARTIFACT_KIND, ARTIFACT_VERSION)
+    category_map = dict(art.meta.get("category_map", {}))
+    cfg = CoETrainConfig.model_validate(cfg.model_dump() | {"category_map": category_map})
+    old = art.meta.get("map_source") or {}
+    source = {"method": "copied", "from": str(artifact), "from_encoder": art.meta.get("encoder"),
+              "from_method": old.get("method", "prior"), "from_budget": old.get("budget"),
+              "tau_entropy": float(art.meta["tau_entropy"]), "tau_rule": str(art.meta.get("tau_rule", ""))}
+    return cfg, source
+
+
+def _copied_meta(map_source: dict[str, Any] | None) -> dict[str, Any]:
+    if map_source is None:
+        return {}
+    return {"map_source": map_source, "tau_rule": f"copied from {map_source['from']} ({map_source['tau_rule']})"}
+
+
+def tau_at(tau: float, entropies: np.ndarray, routed: np.ndarray, fallback: np.ndarray) -> TauChoice:
+    """The dev figures of a given τ (rows with H > τ take the fallback score)."""
+    falls = np.asarray(entropies) > tau
+    score = float(np.where(falls, fallback, routed).mean()) if len(falls) else 0.0
+    return TauChoice(tau, score, float(falls.mean()) if len(falls) else 0.0, float(np.mean(routed)))
+
+
+def _map_source_label(map_fit: dict[str, Any] | None, map_from: str | Path | None) -> str:
+    if map_fit:
+        return "milp"
+    return f"copied from {map_from}" if map_from else "prior (config)"
+
+
 def train_coe_router(
     config_path: str | Path,
     out_dir: str | Path,
@@ -98,18 +131,28 @@ def train_coe_router(
     command: str | None = None,
     fit_map: bool = False,
     factory: BackendFactory | None = None,
+    encoder_ref: str | None = None,
+    map_from: str | Path | None = None,
 ) -> dict[str, Any]:
     """Train, calibrate, save the artifact and report.json / report.md in `out_dir`; returns the report.
 
     `fit_map` also scores every expert on the dev split (k-shot MMLU through `factory`, cached) and replaces the
     config's prior category→expert map with the MILP's at `milp.budget`, re-choosing τ on the measured scores.
+    `encoder_ref` replaces the config's encoder (experts/embed/encoders.py); `map_from` takes the category→expert
+    map of an existing artifact instead of the config's prior (the map is fitted on true categories, so it does
+    not depend on the encoder; τ is then chosen by the 0/1 rule).
     """
     t0 = time.perf_counter()
     cfg = _capped(load_train_config(config_path), limit)
+    if encoder_ref is not None:
+        cfg = cfg.model_copy(update={"encoder": encoder_ref})
+    map_source = None
+    if map_from is not None:
+        cfg, map_source = _with_map_of(cfg, map_from)
     if encoder is None:
-        from experts.embed.encoder import SentenceEncoder
+        from experts.embed.encoders import make_encoder
 
-        encoder = SentenceEncoder(cfg.encoder)
+        encoder = make_encoder(cfg.encoder, threads=None)  # bulk embedding: every core
     cats = cfg.categories
     texts, emb = _embed_splits(cfg, encoder)
     labels = {s: np.array([cats.index(x.category) for x in texts[s]]) for s in SPLITS}
@@ -123,6 +166,8 @@ def train_coe_router(
     dev_probs = softmax(dev_logits, temperature)
     routed, fallback = expert_scores_01(dev_probs, labels["dev"], cats, cfg.category_map, cfg.general_expert)
     tau = choose_tau(entropy(dev_probs), routed, fallback, cfg.fallback.max_fallback_rate)
+    if map_source is not None:  # the source's τ was chosen on measured expert scores; the 0/1 rule cannot redo it
+        tau = tau_at(float(map_source["tau_entropy"]), entropy(dev_probs), routed, fallback)
 
     command = command or f"python -m routers.train.coe_router --config {config_path} --out {out_dir}"
     out = save_artifact(
@@ -130,7 +175,7 @@ def train_coe_router(
         ARTIFACT_KIND,
         ARTIFACT_VERSION,
         {"W": w, "b": b},
-        _meta(cfg, temperature, tau, int(w.shape[0]), c),
+        _meta(cfg, temperature, tau, int(w.shape[0]), c) | _copied_meta(map_source),
         training_data=training_data_checksums(cfg),
         command=command,
     )
@@ -144,12 +189,13 @@ def train_coe_router(
     held = heldout_metrics(cfg, texts["heldout"], held_probs, router.decide(held_probs), cats,
                            cfg.calibration.ece_bins, router.category_map)
     t_end = time.perf_counter()
+    tau_rule = _copied_meta(map_source).get("tau_rule", TAU_RULE)
     report = {
         "command": command,
         "sizes": {s: len(texts[s]) for s in SPLITS},
         "classifier": {"C": c, "Cs": cfg.classifier.Cs, "cv_folds": cfg.classifier.cv_folds},
         "calibration": calibration,
-        "fallback": {**asdict(tau), "rule": TAU_RULE} if map_fit is None else {
+        "fallback": {**asdict(tau), "rule": tau_rule} if map_fit is None else {
             "tau": map_fit["tau_entropy"],
             "expected_score": map_fit["dev_accuracy"],
             "fallback_rate": map_fit["dev_fallback_rate"],
@@ -164,8 +210,7 @@ def train_coe_router(
             "map_fit_eval": round(t_end - t_saved, 2),
             "total": round(t_end - t0, 2),
         },
-        "category_map": {"source": "milp" if map_fit else "prior (config)", "map": router.category_map,
-                         "fit": map_fit},
+        "category_map": {"source": _map_source_label(map_fit, map_from), "map": router.category_map, "fit": map_fit},
     }
     write_report(report, out)
     log.info("trained coe router", extra={"out": str(out), "seconds": round(t_end - t0, 2)})
@@ -178,8 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="artifacts/coe-router")
     parser.add_argument("--limit", type=int, default=None, help="max examples per subject and split")
     parser.add_argument("--prior-map", action="store_true", help="keep the config's map: no expert scoring")
+    parser.add_argument("--encoder", default=None, help="encoder ref (default: the config's)")
+    parser.add_argument("--map-from", default=None, help="take the category map of this artifact: no scoring")
     args = parser.parse_args(argv)
-    report = train_coe_router(args.config, args.out, args.limit, fit_map=not args.prior_map)
+    report = train_coe_router(args.config, args.out, args.limit, fit_map=not (args.prior_map or args.map_from),
+                              encoder_ref=args.encoder, map_from=args.map_from)
     print(Path(args.out) / "report.md")
     print((Path(args.out) / "report.md").read_text())
     del report

@@ -140,15 +140,19 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(config: str, coe_artifact: str, writer_ref: str, per_expert: int, out: str, command: str) -> dict[str, Any]:
-    """Load the writer expert and the encoder, then build the artifact."""
-    from experts.embed.encoder import SentenceEncoder
+    """Load the writer expert and the encoder (the CoE artifact's: GLIDER compares prompts embedded by it), then
+    build the artifact."""
+    from experts.embed.encoders import make_encoder
+    from routers.artifacts import load_artifact
+    from routers.coe import ARTIFACT_KIND as COE_KIND
     from routers.train.config import load_train_config
     from routers.train.datasets import training_data_checksums
 
     writer = load_writer(writer_ref)
     examples = expert_examples(config, coe_artifact, per_expert)
+    encoder = make_encoder(str(load_artifact(coe_artifact, COE_KIND).meta.get("encoder", "registry:all-minilm-l6-v2")))
     return build_glider_artifact(
-        examples, writer, SentenceEncoder(), out, writer_model=writer_ref,
+        examples, writer, encoder, out, writer_model=writer_ref,
         training_data=training_data_checksums(load_train_config(config)), command=command)
 
 

@@ -12,9 +12,9 @@ from routers.train.outcome_table import OutcomeTable
 def table_embeddings(table: OutcomeTable, encoder_ref: str, encoder: Encoder | None = None) -> np.ndarray:
     """[n, d] embeddings of the table's prompts, one cache entry per source folder (rows of a folder are contiguous)."""
     if encoder is None:
-        from experts.embed.encoder import SentenceEncoder
+        from experts.embed.encoders import make_encoder
 
-        encoder = SentenceEncoder(encoder_ref)
+        encoder = make_encoder(encoder_ref, threads=None)
     sources = np.array(table.sources)
     parts = []
     for source in dict.fromkeys(table.sources):

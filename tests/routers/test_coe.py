@@ -161,3 +161,18 @@ def _artifact_without_general(tmp_path):
     arrays = {"W": np.eye(3, dtype=np.float32), "b": np.zeros(3, dtype=np.float32)}
     meta = {"categories": CATS, "temperature": 1.0, "tau_entropy": 1.0}
     return save_artifact(tmp_path / "nogeneral", ARTIFACT_KIND, ARTIFACT_VERSION, arrays, meta)
+
+
+class RefEncoder(FakeEncoder):
+    def __init__(self, ref: str) -> None:
+        super().__init__()
+        self.ref = ref
+
+
+def test_artifact_refuses_an_encoder_it_was_not_trained_with(tmp_path):
+    path = _save(tmp_path, encoder="onnx-int8:all-minilm-l6-v2")
+    router = CoERouter.from_artifact(path, RefEncoder("onnx-int8:all-minilm-l6-v2"))
+    assert router.route([RouteInput("an integral")])[0].category == "math"
+    with pytest.raises(ArtifactError, match=r"trained with encoder 'onnx-int8:all-minilm-l6-v2', but the router is "
+                                            r"given 'registry:all-minilm-l6-v2'; set router.encoder"):
+        CoERouter.from_artifact(path, RefEncoder("registry:all-minilm-l6-v2"))

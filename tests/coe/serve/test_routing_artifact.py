@@ -24,3 +24,16 @@ def test_altered_router_artifact_is_refused(tmp_path, victim):
     (art / victim).write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=f"{art / victim}: sha256"):
         RouterHolder(cfg, encoder=object())
+
+
+def test_router_encoder_other_than_the_artifacts_is_refused():
+    """The committed artifact records the encoder it was trained with; the config naming another stops start-up."""
+    import json
+
+    cfg = load_config(ROOT / "configs" / "default.yaml")
+    trained = json.loads((ROOT / "artifacts" / "coe-router" / "meta.json").read_text())["encoder"]
+    assert cfg.router.encoder == trained  # the default config serves the encoder the artifact was trained with
+    other = "registry:all-minilm-l6-v2" if trained != "registry:all-minilm-l6-v2" else "onnx:all-minilm-l6-v2"
+    cfg.router.encoder = other
+    with pytest.raises(ArtifactError, match=rf"trained with encoder '{trained}', but the router is given '{other}'"):
+        RouterHolder(cfg)

@@ -116,3 +116,23 @@ def test_training_with_the_map_fit_writes_a_servable_artifact(env, tmp_path):
     assert loaded.manifest["command"] == "coe train coe-router"
     assert "| math | mathy |" in (out / "report.md").read_text()
     assert report["fallback"]["tau"] == router.tau_entropy  # the τ re-chosen with the fitted map, not phase 1's
+
+
+def test_map_from_copies_the_map_and_tau_of_another_artifact(env, tmp_path):
+    """--map-from: a retrain (e.g. with another encoder) keeps the source's MILP map and τ, and says so."""
+    from routers.coe import CoERouter
+    from routers.train.coe_router import train_coe_router
+
+    source = tmp_path / "source"
+    train_coe_router(env, source, encoder=KeywordEncoder(), fit_map=True, factory=Factory())
+    meta = dict(load_artifact(source, ARTIFACT_KIND, ARTIFACT_VERSION).meta)
+    meta["tau_entropy"] = 0.25  # a τ the 0/1 rule would not pick, to see it carried over
+    save_artifact(source, ARTIFACT_KIND, ARTIFACT_VERSION, {"W": np.zeros((3, 2)), "b": np.zeros(2)}, meta)
+    out = tmp_path / "copy"
+    report = train_coe_router(env, out, encoder=KeywordEncoder(), map_from=source)
+    router = CoERouter.from_artifact(out, KeywordEncoder())
+    assert router.category_map == {"math": "mathy", "philosophy": "big"} and router.tau_entropy == 0.25
+    assert report["category_map"]["source"] == f"copied from {source}"
+    copied = load_artifact(out, ARTIFACT_KIND, ARTIFACT_VERSION).meta
+    assert copied["map_source"]["method"] == "copied" and copied["map_source"]["from_method"] == "milp"
+    assert copied["tau_rule"].startswith(f"copied from {source}")
