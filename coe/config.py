@@ -161,6 +161,10 @@ class ServerConfig(_Strict):
         None, description="scale the gateway on load (overrides gateway_replicas)")
     gateway_resources: ResourcesConfig = Field(
         default_factory=ResourcesConfig, description="what one gateway replica asks Ray for (placement)")
+    router_inline_max_ms: float = Field(
+        2.0, ge=0, description="a router faster than this (measured at start) runs on the event loop; a slower "
+                               "one on a dedicated thread that batches the prompts waiting for it")
+    router_max_batch: int = Field(32, ge=1, description="most prompts the router thread encodes in one batch")
 
 
 class AdapterTierConfig(_Strict):
@@ -185,7 +189,8 @@ class MemoryConfig(_Strict):
     scheduling: Literal["affinity", "fifo"] = "affinity"
     max_skips: int | None = Field(8, ge=0, description="a queued request is passed over at most this often")
     max_wait_s: float | None = Field(30.0, gt=0, description="... or for at most this long")
-    prefetch_on_route: bool = Field(True, description="the gateway prefetches the routed expert")
+    prefetch_on_route: bool = Field(True, description="a pool starts moving an expert up when a request for it "
+                                   "arrives, before it waits for a slot")
     concurrency: int = Field(1, ge=1, description="requests a tiered pool runs at once")
     adapters: AdapterTierConfig = Field(default_factory=lambda: AdapterTierConfig(),
                                         description="LoRA adapters of a pool's base (vLLM's names)")
@@ -193,6 +198,14 @@ class MemoryConfig(_Strict):
     @property
     def tiered(self) -> bool:
         return self.device_bytes is not None or self.host_bytes is not None
+
+
+# Ray Serve switches for the request path, e.g. RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD=0 and
+# RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP=0 (user code and each handle's router on the replica's own loop instead of
+# threads of their own). Measured on this VM they changed nothing within noise (README, Performance: gateway
+# overhead 32.2 vs 32.4 ms summed phases), while they would put the retriever's blocking batches on the replica's
+# control loop, so none are set by default.
+SERVE_REQUEST_PATH_ENV: dict[str, str] = {}
 
 
 class RayConfig(_Strict):
@@ -203,6 +216,10 @@ class RayConfig(_Strict):
     namespace: str = "coe"
     app_name: str = "coe"
     route_prefix: str = "/"
+    serve_env: dict[str, str] = Field(
+        default_factory=lambda: dict(SERVE_REQUEST_PATH_ENV),
+        description="Ray Serve switches set in the environment of a Ray coe starts (an operator's own "
+                    "environment wins); a joined cluster must have them set where it was started")
 
 
 # ---- reliability and security (issue 8) ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +71,8 @@ class RetrievalService:
         self._docs: dict[str, dict[str, Document]] = {}
         self._lock = threading.Lock()
         self._loaded = False
+        self._routed: dict[str, Counter[str]] = {}  # per corpus: the experts its queries were routed to
+        self.guesses = Counter[str]()  # "hit" / "miss" of the expert encoded beside the base (encode_pair)
 
     # -- start-up -----------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -125,7 +128,9 @@ class RetrievalService:
         if not 0 < top_k <= self.config.max_top_k:
             raise RetrievalRequestError(f"top_k must be in 1..{self.config.max_top_k}, got {top_k}", "top_k")
         index = self.index(corpus)
-        emb, decisions, timings = self._embed_routed(queries, expert)
+        emb, decisions, timings = self._embed_routed(queries, expert, guess=self.guess(corpus))
+        if expert is None and self.router is not None:
+            self._routed.setdefault(corpus, Counter()).update(d.expert for d in decisions)
         start = time.perf_counter()
         scores, ids = index.search(emb, top_k)
         timings["search_ms"] = (time.perf_counter() - start) * 1000
@@ -142,8 +147,15 @@ class RetrievalService:
         emb, decisions, _ = self._embed_routed(texts, expert, param="model")
         return emb, decisions
 
-    def _embed_routed(self, texts: list[str], expert: str | None, param: str = "expert"
-                      ) -> tuple[np.ndarray, list[RouteDecision], dict[str, float]]:
+    def guess(self, corpus: str) -> str | None:
+        """The expert this corpus's queries were routed to most often so far (None before the first)."""
+        seen = self._routed.get(corpus)
+        return seen.most_common(1)[0][0] if seen else None
+
+    def _embed_routed(self, texts: list[str], expert: str | None, param: str = "expert",
+                      guess: str | None = None) -> tuple[np.ndarray, list[RouteDecision], dict[str, float]]:
+        """Embeddings with each text's expert; routed texts are encoded with the base (to route) and, in the
+        same forward pass, with `guess`, so a query routed as guessed costs one batched pass, not two."""
         self.load()
         timings: dict[str, float] = {}
         if expert is not None:
@@ -154,15 +166,23 @@ class RetrievalService:
             decisions = [RouteDecision(BASE_EXPERT, None, 1.0, "no router configured")] * len(texts)
         else:
             start = time.perf_counter()
-            base = self.encoder.encode(texts)
+            if guess is not None and guess != BASE_EXPERT:
+                base, guessed = self.encoder.encode_pair(texts, guess)
+            else:
+                base, guessed = self.encoder.encode(texts), None
             decisions = self.router.route_embeddings(base)
             timings["route_ms"] = (time.perf_counter() - start) * 1000
+            if guessed is not None:
+                self.guesses.update("hit" if d.expert in (guess, BASE_EXPERT) else "miss" for d in decisions)
         start = time.perf_counter()
         emb = np.zeros((len(texts), self.encoder.dim), dtype=np.float32)
         for name in {d.expert for d in decisions}:
             rows = [i for i, d in enumerate(decisions) if d.expert == name]
             if name == BASE_EXPERT and "route_ms" in timings:
                 emb[rows] = base[rows]  # already encoded for routing
+                continue
+            if "route_ms" in timings and guessed is not None and name == guess:
+                emb[rows] = guessed[rows]  # encoded beside the base
                 continue
             emb[rows] = self.encoder.encode([texts[i] for i in rows], None if name == BASE_EXPERT else name)
         timings["encode_ms"] = (time.perf_counter() - start) * 1000

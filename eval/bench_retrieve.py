@@ -4,7 +4,9 @@ Single-query requests with real test queries of a corpus, through the real app o
 retriever deployment with request batching). The routing overhead is the router's own time as the retriever
 reports it (`timings_ms.route_ms`), and the end-to-end cost of routing is the p50 of routed requests minus that of
 the same queries sent to one named expert. The serving overhead is what the end-to-end latency adds to the
-retriever's own route + encode + search time (HTTP, the gateway, two Ray Serve hops, request batching).
+retriever's own route + encode + search time (HTTP, the gateway, two Ray Serve hops, request batching). Where the
+gateway sends `Server-Timing` (coe/api/timing.py), each run also splits the latency into the HTTP proxy (round trip
+minus the gateway app's time), the gateway's call to the retriever, and the gateway's own rest.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from coe.api.timing import parse_server_timing
 from coe.config import CoeConfig
 from eval.stats import percentile_ms, print_table, write_json
 
@@ -29,6 +32,7 @@ class Samples:
     latency_s: list[float] = field(default_factory=list)
     route_ms: list[float] = field(default_factory=list)
     service_ms: list[float] = field(default_factory=list)
+    phases_ms: dict[str, list[float]] = field(default_factory=dict)  # proxy, retriever_call, gateway_rest
     errors: int = 0
     wall_s: float = 0.0
 
@@ -48,7 +52,10 @@ async def _drive(url: str, corpus: str, queries: list[str], concurrency: int, ex
             if r.status_code != 200:
                 out.errors += 1
                 continue
-            out.latency_s.append(time.perf_counter() - t0)
+            latency = time.perf_counter() - t0
+            out.latency_s.append(latency)
+            for name, ms in split_latency(r.headers.get("server-timing", ""), latency).items():
+                out.phases_ms.setdefault(name, []).append(ms)
             timings = r.json()["data"][0]["timings_ms"]
             out.route_ms.append(float(timings.get("route_ms", 0.0)))
             out.service_ms.append(float(sum(timings.values())))
@@ -59,6 +66,16 @@ async def _drive(url: str, corpus: str, queries: list[str], concurrency: int, ex
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
         out.wall_s = time.perf_counter() - t0
     return out
+
+
+def split_latency(server_timing: str, latency_s: float) -> dict[str, float]:
+    """One request's milliseconds outside the gateway app (proxy), in its retriever call and in the rest of the
+    gateway; empty when the gateway sends no Server-Timing (older code)."""
+    ms = parse_server_timing(server_timing)
+    if "app" not in ms or "retriever" not in ms:
+        return {}
+    return {"proxy": latency_s * 1000 - ms["app"], "retriever_call": ms["retriever"],
+            "gateway_rest": ms["app"] - ms["retriever"]}
 
 
 async def _floor(url: str, n: int) -> list[float]:
@@ -78,7 +95,8 @@ def _row(samples: Samples) -> dict[str, float]:
             "p99_ms": round(percentile_ms(samples.latency_s, 99), 2),
             "qps": round(len(samples.latency_s) / samples.wall_s, 1),
             "route_ms_p50": round(float(np.median(samples.route_ms)), 2),
-            "service_ms_p50": round(float(np.median(samples.service_ms)), 2), "errors": samples.errors}
+            "service_ms_p50": round(float(np.median(samples.service_ms)), 2), "errors": samples.errors,
+            **{f"{name}_ms_p50": round(float(np.median(v)), 2) for name, v in samples.phases_ms.items()}}
 
 
 def run(cfg: CoeConfig, corpus: str = "scifact", n_queries: int = 300, concurrencies: tuple[int, ...] = (1, 16),
@@ -115,5 +133,10 @@ def run(cfg: CoeConfig, corpus: str = "scifact", n_queries: int = 300, concurren
                 ["run", "p50 ms", "p99 ms", "queries/s", "route_ms p50", "route+encode+search p50", "errors"],
                 rows)
     print(f"serving floor (GET /v1/corpora, same hops, no model work): p50 {results['serving_floor_p50_ms']} ms")
+    split = [[name, r.get("proxy_ms_p50"), r.get("retriever_call_ms_p50"), r.get("gateway_rest_ms_p50")]
+             for name, r in results["runs"].items() if isinstance(r, dict) and "proxy_ms_p50" in r]
+    if split:
+        print_table("where a request's time goes (p50 of each part, ms)",
+                    ["run", "HTTP proxy", "gateway -> retriever call", "gateway, the rest"], split)
     write_json(json_path, results)
     return results

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.middleware.base import BaseHTTPMiddleware
 
 from coe.api.errors import CoeError, error_body
 from coe.api.guard import Guard
 from coe.api.openapi import document_responses
+from coe.api.timing import ServerTiming
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 1_000_000
@@ -32,23 +33,44 @@ def describe_validation_error(err: RequestValidationError) -> tuple[str, str | N
     return "; ".join(problems) or "invalid request", param
 
 
-class BodySizeLimit(BaseHTTPMiddleware):
-    """Refuses bodies over the configured size (413) before they are read into memory twice."""
+def too_large(limit: int, length: str | None = None) -> JSONResponse:
+    what = f"request body is {length} bytes; the limit is {limit}" if length else \
+        f"request body is over the limit of {limit} bytes"
+    return JSONResponse(error_body(413, what, "invalid_request_error"), status_code=413)
 
-    async def dispatch(self, request: Request, call_next):  # noqa: ANN001
-        limit = int(getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
-        length = request.headers.get("content-length")
+
+class BodySizeLimit:
+    """Refuses bodies over the configured size (413) before they are parsed. Pure ASGI: starlette's
+    BaseHTTPMiddleware runs the rest of the app in a task of its own and copies every response through a
+    memory stream, a cost each request paid here."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = int(getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        length = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > limit:
-            return JSONResponse(
-                error_body(413, f"request body is {length} bytes; the limit is {limit}",
-                           "invalid_request_error"), status_code=413)
-        if request.method in ("POST", "PUT", "PATCH") and length is None:
-            body = await request.body()
-            if len(body) > limit:
-                return JSONResponse(
-                    error_body(413, f"request body is over the limit of {limit} bytes",
-                               "invalid_request_error"), status_code=413)
-        return await call_next(request)
+            return await too_large(limit, length)(scope, receive, send)
+        if scope.get("method") in ("POST", "PUT", "PATCH") and length is None:  # chunked: count as it comes
+            messages, size = [], 0
+            while True:
+                message = await receive()
+                messages.append(message)
+                size += len(message.get("body", b""))
+                if size > limit:
+                    return await too_large(limit)(scope, receive, send)
+                if message["type"] != "http.request" or not message.get("more_body", False):
+                    break
+            replay = iter(messages)
+
+            async def replayed() -> dict[str, Any]:
+                return next(replay, None) or await receive()
+
+            return await self.app(scope, replayed, send)
+        return await self.app(scope, receive, send)
 
 
 def create_app() -> FastAPI:
@@ -57,7 +79,8 @@ def create_app() -> FastAPI:
                   description="Composition-of-Experts router with an OpenAI-compatible API")
     app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
     app.add_middleware(BodySizeLimit)
-    app.add_middleware(Guard)  # added last = runs first: auth and rate limit before any body is read
+    app.add_middleware(Guard)  # added later = runs earlier: auth and rate limit before any body is read
+    app.add_middleware(ServerTiming)  # outermost: the `app` phase covers every other middleware
     document_responses(app)
 
     @app.exception_handler(CoeError)

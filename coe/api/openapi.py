@@ -42,7 +42,23 @@ SSE_EVENT_SCHEMA = {
     "properties": {"data": {"type": "string"}, "event": {"type": "string"}, "id": {"type": "string"},
                    "retry": {"type": "integer"}},
 }
+RETRIEVE_SCHEMA = {
+    "type": "object", "required": ["object", "corpus", "data"],
+    "properties": {
+        "object": {"const": "list"}, "corpus": {"type": "string"},
+        "data": {"type": "array", "items": {
+            "type": "object", "required": ["results", "coe", "timings_ms"],
+            "properties": {"results": {"type": "array", "items": {
+                "type": "object", "required": ["id", "score", "title", "text"],
+                "properties": {"id": {"type": "string"}, "score": {"type": "number"}, "title": {"type": "string"},
+                               "text": {"type": "string"}}}},
+                "coe": {"type": "object", "required": ["expert", "reason"]},
+                "timings_ms": {"type": "object"}}}},
+    },
+}
 SUCCESS = {
+    ("post", "/v1/retrieve"): {"description": "ranked documents per query, with the routing decision",
+                               "content": {"application/json": {"schema": RETRIEVE_SCHEMA}}},
     ("post", "/v1/chat/completions"): {
         "description": "a completion, or with stream=true server-sent events ending in `data: [DONE]`",
         "content": {"application/json": {"schema": CHAT_COMPLETION_SCHEMA},

@@ -59,7 +59,7 @@ def merge_adapter_snapshot(snap: dict[str, Any], adapters: dict[str, Any]) -> No
 
 class ExpertPool:
     """Owns its experts' backends; with memory budgets only some are device-resident, the rest wait in
-    host memory or on disk and are swapped in per request (the gateway prefetches on routing)."""
+    host memory or on disk and are swapped in per request (a request starts its expert's move on arrival)."""
 
     async def __init__(self, pool: str, experts: list[dict[str, Any]], memory: dict[str, Any] | None = None,
                        max_queued: int = 64) -> None:
@@ -114,6 +114,12 @@ class ExpertPool:
         if expert in self.lora:  # pins its adapter itself and joins the group's mixed batches
             yield self.lora[expert]  # type: ignore[misc]
             return
+        if self.memory.tiered and self.memory.prefetch_on_route:
+            # Routing drives memory: the move starts as the request arrives, before it waits for a slot. The
+            # gateway used to send a separate prefetch call, a second handle call per request that arrived here
+            # at the same moment as this one.
+            self.manager.record_route(expert)
+            self.manager.prefetch(expert)
         async with self.dispatcher.slot(expert) as backend:
             yield backend  # type: ignore[misc]
 
@@ -144,7 +150,7 @@ class ExpertPool:
             yield memory_error(err)
 
     async def prefetch(self, expert: str) -> bool:
-        """Routing chose this expert: count it for reuse and start bringing it up (returns at once)."""
+        """Count the expert for reuse and start bringing it up (returns at once); requests do this themselves."""
         if expert not in self.backends:
             return False
         lora = self.lora.get(expert)

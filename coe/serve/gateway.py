@@ -9,7 +9,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
 from ray import serve
 
 from coe.api.app import create_app
@@ -22,13 +23,15 @@ from coe.api.schemas import (
     chat_chunk,
     chat_completion,
 )
+from coe.api.timing import PhaseTimer
 from coe.config import CHAT_ROUTER_MODEL, RETRIEVER_MODEL, CoeConfig, ExpertConfig
 from coe.serve import reliability
 from coe.serve.admin import admin
 from coe.serve.fallback import ExpertStream
 from coe.serve.metrics import GatewayMetrics
+from coe.serve.route_runner import RouteRunner
 from coe.serve.routing import RouterHolder
-from routers.base import RouteDecision
+from routers.base import RouteDecision, RouteInput
 
 log = logging.getLogger(__name__)
 app = create_app()
@@ -84,15 +87,23 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
         self.router = RouterHolder(self.cfg, pools=self.pools)  # glider llm mode writes through a pool
-        self.router.warm_up()
+        self.router.warm_up()  # encoder loaded and run once; llm mode calls no writer here
+        rc = self.cfg.router  # an LLM writing GLIDER instructions on a cache miss must never block the loop
+        slow_misses = rc.type == "glider" and rc.glider.instruction_mode == "llm"
+        self.route_runner = RouteRunner.measured(self.route_many,
+                                                 0.0 if slow_misses else self.cfg.server.router_inline_max_ms,
+                                                 max_batch=self.cfg.server.router_max_batch)
         app.state.max_body_bytes = self.cfg.server.max_body_bytes
         self.created = int(time.time())
 
     # ---- routing -------------------------------------------------------------
+    def route_many(self, texts: list[str]) -> list[RouteDecision]:
+        return self.router.router.route([RouteInput(text=t) for t in texts])
+
     async def decide(self, req: ChatCompletionRequest) -> tuple[RouteDecision, float]:
         t0 = time.perf_counter()
         if req.model == CHAT_ROUTER_MODEL:
-            decision = await asyncio.to_thread(self.router.route_one, last_user_text(req))
+            decision = await self.route_runner.route(last_user_text(req))
             kind = "fallback" if decision.reason.startswith("fallback") else "routed"
         elif req.model in self.cfg.expert_names:
             decision = RouteDecision(expert=req.model, category=None, confidence=1.0, reason="direct")
@@ -116,28 +127,34 @@ class Gateway:
 
     # ---- endpoints -----------------------------------------------------------
     @app.post("/v1/chat/completions")
-    async def chat_completions(self, body: ChatCompletionRequest) -> Response:
+    async def chat_completions(self, body: ChatCompletionRequest, request: Request) -> Response:
         t0 = time.perf_counter()
+        timer = PhaseTimer(request.scope)
+        timer.mark("parse")  # arrival to here: the other middleware, reading the body, validating it
         status = 200
         expert_name = ""
         try:
             check_limits(body, self.cfg)
             decision, route_ms = await self.decide(body)
+            timer.mark("route")
             expert_name = decision.expert
-            self.prefetch(self.cfg.expert(decision.expert))
             payload = self.payload(body, resolve_max_tokens(body, self.cfg.expert(decision.expert)))
             # reliability: deadline, circuit breaker, fallback expert (coe/serve/fallback.py)
             routed, deadline = body.model == CHAT_ROUTER_MODEL, self.caller.deadline(time.monotonic())
+            timer.mark("prepare")
             if body.stream:
                 opened, decision = await self.caller.open_stream(decision, routed, payload, deadline)
             else:
                 result, decision = await self.caller.complete(decision, routed, payload, deadline)
+            timer.mark("expert")  # the one handle call (a stream: until its first item)
             expert_name = decision.expert
             expert = self.cfg.expert(decision.expert)
             headers = decision_headers(decision, route_ms)
             coe_info = decision.as_dict() | {"route_ms": round(route_ms, 3)}
             if body.stream:
                 stream = self.stream_chat(expert, opened, coe_info)
+                timer.mark("build")
+                headers["server-timing"] = timer.header()
                 return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
             usage = Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
                           total_tokens=result["prompt_tokens"] + result["completion_tokens"])
@@ -147,18 +164,16 @@ class Gateway:
                 coe_info["routing_trace"] = result["routing_trace"]
             body_out = chat_completion(rid, int(time.time()), expert.name, result["text"],
                                        result["finish_reason"], usage, coe_info)
-            return JSONResponse(body_out, headers=headers)
+            content = json.dumps(body_out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+            timer.mark("build")
+            headers["server-timing"] = timer.header()
+            return Response(content, media_type="application/json", headers=headers)
         except CoeError as err:
             status = err.status
             raise
         finally:
             self.metrics.requests.labels("chat", str(status)).inc()
             self.metrics.latency.labels("chat", expert_name).observe(time.perf_counter() - t0)
-
-    def prefetch(self, expert: ExpertConfig) -> None:
-        """Routing drives memory: start moving the chosen expert up before the request queues anywhere."""
-        if self.cfg.memory.tiered and self.cfg.memory.prefetch_on_route:
-            self.pools[expert.pool_name].prefetch.remote(expert.name)  # fire and forget
 
     async def stream_chat(self, expert: ExpertConfig, opened: ExpertStream,
                           coe_info: dict[str, Any]) -> AsyncIterator[str]:
@@ -212,7 +227,8 @@ class Gateway:
 
     @app.get("/health")
     async def health(self) -> dict[str, Any]:
-        return {"status": "ok", "experts": self.cfg.expert_names, "router": self.router.describe()}
+        return {"status": "ok", "experts": self.cfg.expert_names,
+                "router": self.router.describe() | {"runner": self.route_runner.describe()}}
 
     @app.get("/metrics")
     async def metrics_endpoint(self) -> Response:
@@ -248,8 +264,10 @@ class Gateway:
         return out
 
     @app.post("/v1/retrieve")
-    async def retrieve(self, body: RetrieveRequest) -> dict[str, Any]:
+    async def retrieve(self, body: RetrieveRequest, request: Request) -> Response:
         t0 = time.perf_counter()
+        timer = PhaseTimer(request.scope)
+        timer.mark("parse")
         status = 200
         try:
             try:
@@ -257,9 +275,14 @@ class Gateway:
             except ValueError as err:
                 raise BadRequest(str(err), "query") from None
             out = await self._call_retriever("retrieve", body.corpus, texts, body.top_k, body.expert)
-            for item in out["data"]:
-                self.metrics.routes.labels(item["coe"]["expert"], body.corpus, "retrieval").inc()
-            return {"object": "list", "corpus": body.corpus, "data": out["data"]}
+            timer.mark("retriever")
+            for expert in out["experts"]:
+                self.metrics.routes.labels(expert, body.corpus, "retrieval").inc()
+            # The retriever sent `data` as JSON bytes: wrap them, do not parse and re-encode ten documents.
+            content = b"".join([b'{"object":"list","corpus":', json.dumps(body.corpus).encode(), b',"data":',
+                                out["json"], b"}"])
+            timer.mark("build")
+            return Response(content, media_type="application/json", headers={"server-timing": timer.header()})
         except CoeError as err:
             status = err.status
             raise

@@ -27,6 +27,9 @@ def start_ray(cfg: CoeConfig, address: str | None = None) -> None:
     env = {"env_vars": {"COE_DATA_DIR": os.environ.get("COE_DATA_DIR", ""),
                         "COE_CACHE_DIR": os.environ.get("COE_CACHE_DIR", "")}}
     env["env_vars"] = {k: v for k, v in env["env_vars"].items() if v}
+    for key, value in cfg.ray.serve_env.items():
+        os.environ.setdefault(key, value)  # a local Ray's processes inherit the driver's environment
+        env["env_vars"][key] = os.environ[key]
     if addr:
         ray.init(address=addr, namespace=cfg.ray.namespace, runtime_env=env, log_to_driver=False)
     else:

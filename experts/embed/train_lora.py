@@ -134,7 +134,7 @@ def train_query_adapter(
     encoder.add_adapter(expert, cfg.lora)
     losses: list[float] = []
     with encoder.lock:
-        encoder.activate(expert)
+        encoder.activate(expert, trainable=True)
         params = [p for p in encoder.model.parameters() if p.requires_grad]
         optim = torch.optim.AdamW(params, lr=cfg.lr)
         sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: min(1.0, (s + 1) / 10) * (1 - s / steps))

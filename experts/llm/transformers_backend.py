@@ -70,6 +70,7 @@ class TransformersBackend:
         self._tokenizer: Any = None
         self._host_state: dict[str, Any] | None = None
         self._config: Any = None
+        self._extra: dict[str, Any] | None = None  # non-persistent buffers: what a reload from the files lacks
         self._lock = asyncio.Lock()
         self._tier: Tier = "disk"
         # Resolve transformers' lazy attributes here, once: tier moves run in worker threads, and concurrent
@@ -121,12 +122,34 @@ class TransformersBackend:
                                self._host_state)
             self._host_state = None
         else:
-            model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+            model = self._from_files(dtype) or AutoModelForCausalLM.from_pretrained(self.model_path, dtype=dtype)
+            self._extra = tm.non_persistent_buffers(model)
         self._config = model.config
         self._model = tm.to_device(model, self.device).eval()
         unique = {p.data_ptr(): p for p in self._model.parameters()}  # tied weights share storage: count once
         self.info.params = sum(p.numel() for p in unique.values())
         self.info.nbytes = sum(p.numel() * p.element_size() for p in unique.values())
+
+    def _from_files(self, dtype: Any) -> Any:
+        """A reload from disk once the config is known: the files read straight into host memory
+        (experts/memory/safetensors_read.py) instead of transformers' loader; None when that cannot apply."""
+        files = sorted(Path(self.model_path).glob("*.safetensors"))
+        if self._config is None or self._extra is None or not files:
+            return None
+        from transformers import AutoModelForCausalLM
+
+        config = self._config
+        try:
+            model = tm.load_from_disk(lambda: AutoModelForCausalLM.from_config(config, dtype=dtype), files,
+                                      self._extra)
+        except ValueError as err:  # the files' names differ from the module's: transformers knows the mapping
+            log.info("reload through transformers", extra={"expert": self.name, "why": str(err)})
+            return None
+        if dtype != "auto":  # weights stored in another dtype: cast them, never the kept buffers (rotary
+            for p in model.parameters():  # tables stay float32, as transformers' loader leaves them)
+                if p.is_floating_point() and p.dtype != dtype:
+                    p.data = p.data.to(dtype)
+        return model
 
     def _require_model(self) -> Any:
         if self._model is None:

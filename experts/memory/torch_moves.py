@@ -4,7 +4,8 @@
   machine "device" is the materialised runnable module, so the move is building it around the host tensors.
 - host <- device: copy every parameter and buffer into (pinned, on CUDA) host memory, release the module.
 - disk <- host: drop the tensors; the safetensors files stay where they are.
-- host <- disk: read the safetensors files (mmap via `safe_open`) into a meta-initialised module with
+- host <- disk: read the safetensors files with large sequential reads into one preallocated (pinned on CUDA)
+  buffer per file (`safetensors_read`), tensors as views of it, put into a meta-initialised module with
   `load_state_dict(assign=True)`, so no second copy is made.
 Non-persistent buffers (e.g. rotary tables) are not in the files; they are kept aside, they are tiny.
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from experts.memory.safetensors_read import read_safetensors
 
 HostState = dict[str, torch.Tensor]
 
@@ -72,19 +75,17 @@ def non_persistent_buffers(module: torch.nn.Module) -> HostState:
 
 
 def load_safetensors(files: Iterable[str | Path], copy: bool = True) -> dict[str, torch.Tensor]:
-    """Tensors of safetensors files through mmap; `copy` reads them into private (pinned on CUDA) memory,
-    so the host tier really holds them instead of the page cache."""
+    """Tensors of safetensors files; `copy` reads them into private (pinned on CUDA) memory with large
+    sequential reads, so the host tier really holds them; `copy=False` maps them (page cache backed)."""
+    if copy:
+        return read_safetensors(files)
     from safetensors import safe_open
 
     out: dict[str, torch.Tensor] = {}
-    pin = copy and torch.cuda.is_available()
     for f in files:
         with safe_open(str(f), framework="pt", device="cpu") as sf:
             for key in sf.keys():  # noqa: SIM118 (safe_open is not a mapping)
-                t = sf.get_tensor(key)
-                if copy:
-                    t = torch.empty(t.shape, dtype=t.dtype, pin_memory=pin).copy_(t)
-                out[key] = t
+                out[key] = sf.get_tensor(key)
     return out
 
 
@@ -111,6 +112,7 @@ def nbytes(module_or_state: torch.nn.Module | HostState) -> int:
     tensors: Any = (module_or_state.values() if isinstance(module_or_state, dict)
                     else [*module_or_state.parameters(), *module_or_state.buffers()])
     seen: dict[int, int] = {}
-    for t in tensors:
-        seen[t.untyped_storage().data_ptr() or id(t)] = t.numel() * t.element_size()
+    for t in tensors:  # keyed by the tensor's own address: views of one file buffer share a storage
+        key = t.data_ptr() or id(t)
+        seen[key] = max(seen.get(key, 0), t.numel() * t.element_size())
     return sum(seen.values())

@@ -30,10 +30,17 @@ class ToyEncoder:
 
     def encode(self, texts: list[str], expert: str | None = None, show_progress: bool = False) -> np.ndarray:
         self.calls.append(expert)
+        return self._emb(texts, expert)
+
+    def _emb(self, texts: list[str], expert: str | None) -> np.ndarray:
         emb = np.array([[t.count(w) + 0.01 for w in WORDS] for t in texts], dtype=np.float32)
         if expert == "rev":
             emb = emb[:, ::-1].copy()
         return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+    def encode_pair(self, texts: list[str], expert: str) -> tuple[np.ndarray, np.ndarray]:
+        self.calls.append(f"pair:{expert}")
+        return self._emb(texts, None), self._emb(texts, expert)
 
 
 @pytest.fixture
@@ -58,6 +65,23 @@ def test_retrieve_routes_and_ranks(service: RetrievalService) -> None:
     assert len(out[0].hits) == 2
     assert set(out[0].timings_ms) == {"route_ms", "encode_ms", "search_ms"}
     assert out[0].as_dict()["coe"]["expert"] == "plain"
+
+
+def test_routed_queries_encode_the_corpus_usual_expert_beside_the_base(service: RetrievalService) -> None:
+    service.index("toy")  # the documents are encoded (with the base) when the index is built
+    service.encoder.calls.clear()
+    first = service.retrieve("toy", ["delta"], 1)[0]  # nothing seen yet: base, then the routed expert
+    assert service.encoder.calls == [None, "rev"] and service.guess("toy") == "rev"
+    service.encoder.calls.clear()
+    again = service.retrieve("toy", ["delta", "delta gamma"], 1)  # guessed right: one pair, nothing else
+    assert service.encoder.calls == ["pair:rev"] and service.guesses == {"hit": 2}
+    assert [r.hits[0].id for r in again] == [first.hits[0].id, "d0"]
+    service.encoder.calls.clear()
+    missed = service.retrieve("toy", ["alpha"], 1)[0]  # routed to plain, not the guess: encoded again
+    assert service.encoder.calls == ["pair:rev", "plain"] and service.guesses == {"hit": 2, "miss": 1}
+    assert missed.decision.expert == "plain" and missed.hits[0].id == "d0"
+    service.retrieve("toy", ["delta"], 1, expert="base")  # named experts neither guess nor count
+    assert service.guess("toy") == "rev" and service._routed["toy"] == {"rev": 3, "plain": 1}
 
 
 def test_forced_expert_and_base(service: RetrievalService) -> None:

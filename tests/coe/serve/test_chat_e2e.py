@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 from openai import OpenAI
@@ -83,6 +85,41 @@ def test_headers_carry_the_decision(served):
     assert r.headers["x-coe-expert"] == r.json()["model"]
     assert "x-coe-category" in r.headers
     assert float(r.headers["x-coe-route-ms"]) >= 0
+
+
+def test_responses_say_where_their_time_went_and_concurrent_streams_stay_whole(served):
+    """Server-Timing on plain and streamed answers; streams routed at the same moment (the router thread
+    batches them) each get their own expert's whole answer, the same as asked one at a time."""
+    import concurrent.futures
+
+    from coe.api.timing import parse_server_timing
+
+    body = {"model": "coe", "max_tokens": 4, "messages": [{"role": "user", "content": PROMPTS["code"]}]}
+    r = httpx.post(f"{served}/v1/chat/completions", timeout=300, json=body)
+    phases = parse_server_timing(r.headers["server-timing"])
+    assert {"parse", "route", "prepare", "expert", "build", "app"} <= set(phases)
+    assert phases["app"] >= phases["route"] + phases["expert"]
+    assert phases["route"] >= float(r.headers["x-coe-route-ms"]) - 0.01
+
+    def stream(prompt: str) -> tuple[str, str, str, dict[str, float]]:
+        ask = body | {"stream": True, "max_tokens": 12, "messages": [{"role": "user", "content": prompt}]}
+        with httpx.stream("POST", f"{served}/v1/chat/completions", json=ask, timeout=300) as resp:
+            timing = parse_server_timing(resp.headers["server-timing"])
+            events = [line.removeprefix("data: ") for line in resp.iter_lines() if line.startswith("data: ")]
+        assert events[-1] == "[DONE]"
+        chunks = [json.loads(e) for e in events[:-1]]
+        assert chunks[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+        return chunks[0]["coe"]["expert"], resp.headers["x-coe-expert"], text, timing
+
+    prompts = list(PROMPTS.values())
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        together = list(pool.map(stream, prompts))
+    alone = [stream(p) for p in prompts]
+    for (expert, header, text, timing), (expert1, _, text1, _) in zip(together, alone, strict=True):
+        assert expert == header == expert1
+        assert text == text1  # greedy decoding: the same answer whether routed alone or in a batch
+        assert {"route", "expert", "app"} <= set(timing)
 
 
 def test_metrics_count_routing_and_tokens(served, client):

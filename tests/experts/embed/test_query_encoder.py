@@ -84,3 +84,37 @@ def test_direct_forward_equals_sentence_transformers_encode(encoder: ExpertQuery
     encoder._active = object()  # peft's own switching above: let the encoder re-apply its state
     np.testing.assert_allclose(encoder.encode(texts * 8, "direct")[:3], direct["direct"], atol=1e-5)  # batched path
 
+
+
+def test_inference_switch_leaves_gradients_alone_and_training_switch_sets_them(encoder: ExpertQueryEncoder) -> None:
+    encoder.add_adapter("grads", LoraSpec())
+    name = encoder._name("grads")
+
+    def trainable() -> set[str]:
+        return {n for n, p in encoder.model.named_parameters() if p.requires_grad}
+
+    for p in encoder.model.parameters():
+        p.requires_grad_(False)
+    encoder.encode(TEXTS, "grads")
+    encoder.encode(TEXTS)
+    assert trainable() == set()  # the request path's switches touch no gradient flag
+    encoder.activate("grads", trainable=True)
+    assert trainable() and all(f".{name}." in n for n in trainable())
+    assert not encoder._tuner_layers[0].disable_adapters and encoder._tuner_layers[0].active_adapters == [name]
+
+
+def test_encode_pair_is_base_and_expert_in_one_pass(encoder: ExpertQueryEncoder, tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    encoder.add_adapter("pairs", LoraSpec())
+    weights = {k: (rng.normal(scale=0.05, size=v.shape) if "lora_B" in k else v).astype(np.float32)
+               for k, v in encoder.adapter_weights("pairs").items()}
+    save_adapter(tmp_path / "p", weights, LoraSpec(), {"base_encoder": encoder.ref}, command="test")
+    encoder.load_expert("paired", tmp_path / "p")
+    texts = TEXTS + ["a much longer query about the heat transfer of a slender cone in hypersonic flow"]
+    base, expert = encoder.encode_pair(texts, "paired")
+    np.testing.assert_allclose(base, encoder.encode(texts), atol=1e-5)
+    np.testing.assert_allclose(expert, encoder.encode(texts, "paired"), atol=1e-5)
+    assert np.abs(expert - base).max() > 1e-3
+    np.testing.assert_allclose(encoder.encode(texts), base, atol=1e-5)  # the hooks are idle again afterwards
+    with pytest.raises(KeyError, match="unknown expert 'nope'"):
+        encoder.encode_pair(texts, "nope")

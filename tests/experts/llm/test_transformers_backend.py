@@ -85,6 +85,27 @@ async def test_tier_round_trip_keeps_outputs(backend):
 
 @pytest.mark.slow
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_reload_from_disk_reads_the_files_itself_into_one_buffer_and_keeps_outputs(backend, monkeypatch):
+    import transformers
+
+    before, _ = await collect(backend, ask("Name a fruit.", max_tokens=8))
+    await backend.to("disk")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the reload went through transformers' loader")
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", refuse)
+    await backend.to("host")
+    storages = {t.untyped_storage().data_ptr() for k, t in backend._host_state.items()
+                if k.startswith("p:") and t.numel()}
+    assert len(storages) == 1  # every weight is a view of the file's one buffer (a single-file checkpoint)
+    await backend.to("device")
+    after, _ = await collect(backend, ask("Name a fruit.", max_tokens=8))
+    assert after == before
+
+
+@pytest.mark.slow
+@pytest.mark.asyncio(loop_scope="module")
 async def test_fail_on_purpose_raises(smollm2_path):
     b = TransformersBackend("broken", smollm2_path, fail_on_purpose=True)
     with pytest.raises(BackendError, match="configured to fail"):
