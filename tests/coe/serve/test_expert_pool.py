@@ -44,6 +44,7 @@ def pool(memory: MemoryConfig, events: list[str]) -> ExpertPool:
     p = ExpertPool.__new__(ExpertPool)  # the request path only: no backends to start
     p.pool, p.memory, p.stats = "p", memory, GenerationStats()
     p.backends = {"a": Backend()}  # type: ignore[dict-item]
+    p.lora = {}
     p.manager = Manager(events)  # type: ignore[assignment]
     p.dispatcher = Dispatcher(events, p.backends["a"])  # type: ignore[assignment]
     return p

@@ -4,6 +4,7 @@ the served decision equals the one the same router makes in-process."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,7 @@ def served_config(default_config, artifact: Path, router_type: str, models: list
     cfg.experts = [base.model_copy(update={"name": "small-expert"}), base.model_copy(update={"name": "big-expert"})]
     cfg.router.type = router_type
     cfg.router.artifact = artifact
+    cfg.router.encoder = json.loads((artifact / "meta.json").read_text())["encoder"]  # what the table was embedded with
     cfg.router.general_expert = "small-expert"
     cfg.router.min_confidence = None
     cfg.router.expert_aliases = {m: ("big-expert" if c >= 30 else "small-expert")
