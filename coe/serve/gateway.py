@@ -87,9 +87,10 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
         self.router = RouterHolder(self.cfg, pools=self.pools)  # glider llm mode writes through a pool
-        self.router.warm_up()  # encoder loaded and run once; llm mode calls no writer here
         rc = self.cfg.router  # an LLM writing GLIDER instructions on a cache miss must never block the loop
         slow_misses = rc.type == "glider" and rc.glider.instruction_mode == "llm"
+        if slow_misses:  # the runner then makes no call: warm the encoder without asking the writer's pool
+            self.router.warm_up()
         self.route_runner = RouteRunner.measured(self.route_many,
                                                  0.0 if slow_misses else self.cfg.server.router_inline_max_ms,
                                                  max_batch=self.cfg.server.router_max_batch)
