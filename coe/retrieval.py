@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from coe.api.errors import BadRequest, NotFound
 from coe.retrieval_config import RETRIEVER_MODEL, RetrievalConfig
 from experts.embed.beir import Document, load_corpus
 from experts.embed.index import CorpusIndex, load_or_build_index
@@ -26,17 +27,12 @@ log = logging.getLogger(__name__)
 BASE_EXPERT = "base"  # the base encoder without any adapter; always available
 
 
-class RetrievalRequestError(ValueError):
+class RetrievalRequestError(BadRequest):
     """A retrieval or embedding request that cannot be served; `param` names the bad field (HTTP 400)."""
 
-    def __init__(self, message: str, param: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.param = param
 
-
-class RetrievalNotFound(RetrievalRequestError):
-    """An unknown corpus, expert or model (HTTP 404)."""
+class RetrievalNotFound(NotFound, RetrievalRequestError):
+    """An unknown corpus, expert or model (HTTP 404); still a RetrievalRequestError, so one except catches both."""
 
 
 @dataclass(frozen=True)

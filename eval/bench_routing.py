@@ -18,6 +18,7 @@ import httpx
 from coe.api.timing import parse_server_timing
 from coe.config import CoeConfig
 from eval.stats import percentile_ms, print_table, write_json
+from experts.llm.base import GenerationRequest, Message
 from routers.base import RouteInput
 
 PROMPTS = [
@@ -73,8 +74,7 @@ def gateway_overhead(cfg: CoeConfig, url: str, n: int = 50) -> dict[str, float]:
             if expert.pool_name not in handles:
                 handles[expert.pool_name] = serve.get_deployment_handle(f"expert-{expert.pool_name}",
                                                                         cfg.ray.app_name)
-            payload = {"messages": body["messages"], "max_tokens": 1, "temperature": 0.0, "top_p": 1.0,
-                       "stop": [], "seed": None}
+            payload = GenerationRequest(messages=(Message("user", prompt),), max_tokens=1)  # what the gateway sends
             t0 = time.perf_counter()
             handles[expert.pool_name].generate.remote(expert.name, payload).result()
             t_direct = time.perf_counter() - t0

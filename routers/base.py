@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+# routed: the router chose the expert; fallback: it sent the request to the general / fallback expert (unsure, or
+# the routed expert could not answer); direct: the client named the expert. The metrics label is this kind.
+DecisionKind = Literal["routed", "fallback", "direct"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class RouteDecision:
     reason: str
     scores: dict[str, float] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
+    kind: DecisionKind = "routed"
 
     def as_dict(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -48,6 +54,16 @@ class Encoder(Protocol):
 
 @runtime_checkable
 class Router(Protocol):
-    """Batched routing: one decision per input."""
+    """Batched routing: one decision per input. What the serving side needs of any router, so it never reaches
+    into one: the experts it can choose (checked against the config at start-up) and its live statistics."""
 
     def route(self, inputs: list[RouteInput]) -> list[RouteDecision]: ...
+
+    @property
+    def experts(self) -> Set[str] | list[str]:
+        """Every expert a decision can name."""
+        ...
+
+    def stats(self) -> dict[str, Any]:
+        """Live counters for /health (e.g. GLIDER's instruction cache); {} for a stateless router."""
+        ...

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from routers.artifacts import check_encoder, load_artifact
+from routers.artifacts import Artifact, check_encoder, load_artifact
 from routers.base import Encoder, RouteDecision, RouteInput
 
 ARTIFACT_KIND = "coe-router"
@@ -83,7 +84,21 @@ class CoERouter:
     ) -> CoERouter:
         """Load a verified `coe-router` artifact; overrides replace general expert / τ, update map entries.
         An encoder other than the artifact's (`meta.encoder`) is refused (ArtifactError)."""
-        art = load_artifact(path, ARTIFACT_KIND, ARTIFACT_VERSION)
+        return cls.from_loaded(load_artifact(path, ARTIFACT_KIND, ARTIFACT_VERSION), encoder, general_expert,
+                               category_map_override, tau_override)
+
+    @classmethod
+    def from_loaded(
+        cls,
+        art: Artifact,
+        encoder: Encoder | None,
+        general_expert: str | None = None,
+        category_map_override: Mapping[str, str] | None = None,
+        tau_override: float | None = None,
+        min_confidence_override: float | None = None,
+    ) -> CoERouter:
+        """The router of an artifact already loaded (`load_artifact(path, ARTIFACT_KIND, ARTIFACT_VERSION)`), so a
+        caller can resolve the map from its meta first; the same overrides as `from_artifact`."""
         check_encoder(art, encoder)
         meta = art.meta
         category_map = dict(meta.get("category_map", {}))
@@ -98,10 +113,10 @@ class CoERouter:
                 category_map,
                 general_expert or meta["general_expert"],
                 meta["tau_entropy"] if tau_override is None else tau_override,
-                meta.get("min_confidence"),
+                meta.get("min_confidence") if min_confidence_override is None else min_confidence_override,
             )
         except KeyError as err:
-            raise ValueError(f"{Path(path)}: artifact lacks {err}") from None
+            raise ValueError(f"{art.path}: artifact lacks {err}") from None
 
     @property
     def dim(self) -> int:
@@ -111,6 +126,10 @@ class CoERouter:
     def experts(self) -> set[str]:
         """Every expert this router can send a request to (for checking against the serving config)."""
         return set(self.category_map.values()) | {self.general_expert}
+
+    def stats(self) -> dict[str, Any]:
+        """Nothing changes while it serves: no live counters."""
+        return {}
 
     def probabilities(self, embeddings: np.ndarray) -> np.ndarray:
         """Calibrated category distribution π for each embedding row."""
@@ -146,10 +165,10 @@ class CoERouter:
         general = self.general_expert
         if h > self.tau_entropy:
             reason = f"fallback: entropy {h:.2f} > {self.tau_entropy:.2f}"
-            return RouteDecision(general, None, conf, reason, scores, {general: 1.0})
+            return RouteDecision(general, None, conf, reason, scores, {general: 1.0}, kind="fallback")
         if self.min_confidence is not None and conf < self.min_confidence:
             reason = f"fallback: max p {conf:.2f} < {self.min_confidence:.2f}"
-            return RouteDecision(general, None, conf, reason, scores, {general: 1.0})
+            return RouteDecision(general, None, conf, reason, scores, {general: 1.0}, kind="fallback")
         expert = self.category_map.get(category)
         if expert is None:
             reason = f"category={category} p={conf:.2f} has no expert in the map: general expert"

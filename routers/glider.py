@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -157,13 +157,14 @@ class GliderRouter:
     def category_map(self) -> dict[str, str]:
         return self.local.category_map
 
-    @category_map.setter
-    def category_map(self, value: dict[str, str]) -> None:
-        self.local.category_map = value
-
     @property
     def experts(self) -> list[str]:
         return self.global_scorer.experts
+
+    def stats(self) -> dict[str, Any]:
+        """The instruction cache of llm mode (hits, misses, size); in cheap mode it stays empty."""
+        cache = self.global_scorer.cache
+        return {"instruction_cache": {"hits": cache.hits, "misses": cache.misses, "size": len(cache)}}
 
     def route(self, inputs: list[RouteInput]) -> list[RouteDecision]:
         if not inputs:

@@ -16,6 +16,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -193,6 +194,10 @@ class PerPromptRouter:
     def experts(self) -> set[str]:
         """Every expert this router can send a request to, after aliases (for checking the serving config)."""
         return {self.aliases.get(m, m) for m, ok in zip(self.models, self.allowed, strict=True) if ok}
+
+    def stats(self) -> dict[str, Any]:
+        """Nothing changes while it serves: no live counters."""
+        return {}
 
     def restrict(self, aliases: Mapping[str, str], available: set[str]) -> list[str]:
         """Serve only models whose (aliased) name is an available expert; returns the models left out."""

@@ -1,17 +1,21 @@
-"""The FastAPI application object: error mapping to OpenAI's shape and request-size limits."""
+"""The FastAPI application factory: the gateway passes in its routes and what the middleware needs (keys, rate
+limiter, body limit); errors of the one hierarchy (coe/api/errors.py) become OpenAI-shaped answers here."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from coe.api.errors import CoeError, error_body
+from coe.api.auth import KeyStore
+from coe.api.errors import BadRequest, CoeError, PayloadTooLarge, error_response, for_status
 from coe.api.guard import Guard
+from coe.api.limits import RateLimiter
 from coe.api.openapi import document_responses
 from coe.api.timing import ServerTiming
 
@@ -36,7 +40,7 @@ def describe_validation_error(err: RequestValidationError) -> tuple[str, str | N
 def too_large(limit: int, length: str | None = None) -> JSONResponse:
     what = f"request body is {length} bytes; the limit is {limit}" if length else \
         f"request body is over the limit of {limit} bytes"
-    return JSONResponse(error_body(413, what, "invalid_request_error"), status_code=413)
+    return error_response(PayloadTooLarge(what))
 
 
 class BodySizeLimit:
@@ -44,13 +48,14 @@ class BodySizeLimit:
     BaseHTTPMiddleware runs the rest of the app in a task of its own and copies every response through a
     memory stream, a cost each request paid here."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = int(getattr(scope["app"].state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        limit = self.max_body_bytes
         length = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"content-length"), None)
         if length is not None and length.isdigit() and int(length) > limit:
             return await too_large(limit, length)(scope, receive, send)
@@ -73,36 +78,39 @@ class BodySizeLimit:
         return await self.app(scope, receive, send)
 
 
-def create_app() -> FastAPI:
-    """The app; the gateway sets `app.state.max_body_bytes` from the config when its replica starts."""
+def create_app(routes: Sequence[APIRouter] = (), *, keys: KeyStore | None = None,
+               rate_limiter: RateLimiter | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+    """The app over `routes`, with auth (`keys`; none: open), the caller's rate limit and the body size limit.
+    Everything it needs comes in as arguments: no module-level app, nothing shared through `app.state`."""
     app = FastAPI(title="coe", version="0.1.0",
                   description="Composition-of-Experts router with an OpenAI-compatible API")
-    app.state.max_body_bytes = DEFAULT_MAX_BODY_BYTES
-    app.add_middleware(BodySizeLimit)
-    app.add_middleware(Guard)  # added later = runs earlier: auth and rate limit before any body is read
+    for router in routes:
+        app.include_router(router)
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body_bytes)
+    # added later = runs earlier: auth and rate limit before any body is read
+    app.add_middleware(Guard, keys=keys or KeyStore([]), rate_limiter=rate_limiter)
     app.add_middleware(ServerTiming)  # outermost: the `app` phase covers every other middleware
     document_responses(app)
 
     @app.exception_handler(CoeError)
     async def _coe_error(_: Request, exc: CoeError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> JSONResponse:
         # Unknown paths (404) and methods (405) answer in OpenAI's shape like every other error.
-        type_ = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-        return JSONResponse(error_body(exc.status_code, str(exc.detail), type_), status_code=exc.status_code,
-                            headers=exc.headers)
+        err = for_status(exc.status_code, str(exc.detail))
+        err.headers = dict(exc.headers or {})
+        return error_response(err)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         message, param = describe_validation_error(exc)
-        return JSONResponse(error_body(400, message, "invalid_request_error", param), status_code=400)
+        return error_response(BadRequest(message, param))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(error_body(500, f"internal error: {type(exc).__name__}", "server_error"),
-                            status_code=500)
+        return error_response(CoeError(f"internal error: {type(exc).__name__}"))
 
     return app

@@ -1,12 +1,21 @@
-"""One error type per failure kind, mapped to HTTP status and OpenAI's error shape in one place."""
+"""The one error hierarchy: one class per failure kind, each naming its HTTP status and OpenAI error `type`.
+
+Everything that can go wrong for a client raises (or, across a Ray boundary, returns inside a
+`coe.serve.messages.Refusal`) one of these; `error_response` is the one place an error becomes an HTTP answer.
+Plain Python (no Ray, no HTTP framework at import), so `coe.retrieval` and the deployments can use it.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.responses import JSONResponse
 
 
 class CoeError(Exception):
-    """Base of errors the API reports to clients; `status` and `type` pick the HTTP answer."""
+    """Base of errors the API reports to clients; `status` and `type` pick the HTTP answer. Picklable with all
+    its fields (Exception pickles `args` and `__dict__`), so a deployment can hand one to the gateway."""
 
     status = 500
     type = "server_error"
@@ -43,6 +52,11 @@ class NotFound(CoeError):
     type = "not_found_error"
 
 
+class MethodNotAllowed(CoeError):
+    status = 405
+    type = "invalid_request_error"
+
+
 class Conflict(CoeError):
     status = 409
     type = "invalid_request_error"
@@ -68,15 +82,19 @@ class Timeout(CoeError):
     type = "timeout"
 
 
-def error_body(status: int, message: str, type_: str, param: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": param, "code": None}}
+def for_status(status: int, message: str) -> CoeError:
+    """The hierarchy's error for a status Starlette raised itself (unknown path, wrong method)."""
+    for cls in (BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, Conflict, PayloadTooLarge,
+                Overloaded, ExpertUnavailable, Timeout):
+        if cls.status == status:
+            return cls(message)
+    err = BadRequest(message) if 400 <= status < 500 else CoeError(message)
+    err.status = status
+    return err
 
 
-_BY_STATUS: dict[int, type[CoeError]] = {400: BadRequest, 404: NotFound, 413: PayloadTooLarge, 429: Overloaded,
-                                         503: ExpertUnavailable, 504: Timeout}
+def error_response(err: CoeError) -> JSONResponse:
+    """The HTTP answer of an error: its status, OpenAI's error shape and its headers (e.g. Retry-After)."""
+    from starlette.responses import JSONResponse
 
-
-def error_from_dict(err: dict[str, Any]) -> CoeError:
-    """An error a deployment returned as data ({status, message, param}) → the matching error type."""
-    cls = _BY_STATUS.get(int(err.get("status", 400)), BadRequest)
-    return cls(str(err.get("message", "invalid request")), err.get("param"))
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers or None)

@@ -1,7 +1,7 @@
 """ASGI middleware in front of every route: API key, scope, then the caller's rate limit.
 
 Pure ASGI rather than BaseHTTPMiddleware so streamed responses and client disconnects pass through untouched.
-It reads `app.state.keys` (KeyStore) and `app.state.rate_limiter`, which the gateway sets when it starts.
+Its KeyStore and RateLimiter are given when the app is built (coe/api/app.py `create_app`).
 """
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi.responses import JSONResponse
-
 from coe.api.auth import Identity, KeyStore
-from coe.api.errors import CoeError
+from coe.api.errors import CoeError, error_response
 from coe.api.limits import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -48,17 +46,17 @@ def _header(scope: dict[str, Any], name: bytes) -> str | None:
 class Guard:
     """Authenticates and rate-limits HTTP requests before any route (or body parsing) runs."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, keys: KeyStore | None = None, rate_limiter: RateLimiter | None = None) -> None:
         self.app = app
+        self.keys = keys or KeyStore([])
+        self.rate_limiter = rate_limiter
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         need = required_scope(app_path(scope))
         if need is not None:
-            state = scope["app"].state
-            keys: KeyStore = getattr(state, "keys", None) or KeyStore([])
-            limiter: RateLimiter | None = getattr(state, "rate_limiter", None)
+            keys, limiter = self.keys, self.rate_limiter
             try:
                 identity = keys.identify(_header(scope, b"authorization"))
                 keys.authorize(identity, need)
@@ -66,8 +64,7 @@ class Guard:
                     limiter.check(self.caller(identity, scope, keys.enabled))
             except CoeError as err:
                 log.info("request refused", extra={"status": err.status, "code": err.code, "path": app_path(scope)})
-                response = JSONResponse(err.body(), status_code=err.status, headers=err.headers)
-                return await response(scope, receive, send)
+                return await error_response(err)(scope, receive, send)
             scope.setdefault("state", {})["identity"] = identity
         return await self.app(scope, receive, send)
 

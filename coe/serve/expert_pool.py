@@ -6,44 +6,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from coe.config import ExpertConfig, MemoryConfig
 from coe.serve.backends import build_backend
 from coe.serve.lora_pool import build_lora_backends
+from coe.serve.messages import Refusal, memory_refusal
 from coe.serve.pool_stats import GenerationStats
-from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Message, Tier
+from experts.llm.base import BackendError, Chunk, GenerationRequest, LLMBackend, Tier
 from experts.memory import ExpertQueues, MemoryBusyError, QueueFullError, TierBudgets, TierManager, make_policy
 from experts.memory.dispatcher import AffinityDispatcher
 
 log = logging.getLogger(__name__)
-
-
-def to_generation_request(payload: dict[str, Any]) -> GenerationRequest:
-    """The plain dict that travels through Ray → the backend's request type."""
-    return GenerationRequest(
-        messages=tuple(Message(m["role"], m["content"]) for m in payload["messages"]),
-        max_tokens=int(payload["max_tokens"]),
-        temperature=float(payload.get("temperature", 0.0)),
-        top_p=float(payload.get("top_p", 1.0)),
-        stop=tuple(payload.get("stop") or ()),
-        seed=payload.get("seed"),
-        routing_trace=bool(payload.get("routing_trace", False)),
-    )
-
-
-def chunk_dict(chunk: Chunk) -> dict[str, Any]:
-    out = {"text": chunk.text, "finish_reason": chunk.finish_reason,
-           "prompt_tokens": chunk.prompt_tokens, "completion_tokens": chunk.completion_tokens}
-    if chunk.routing_trace is not None:
-        out["routing_trace"] = chunk.routing_trace
-    return out
-
-
-def memory_error(err: Exception) -> dict[str, Any]:
-    """Overload travels back as data so the gateway answers 429/503 instead of a generic failure."""
-    status = 429 if isinstance(err, QueueFullError) else 503
-    return {"error": {"status": status, "message": str(err), "param": "model"}}
 
 
 def merge_adapter_snapshot(snap: dict[str, Any], adapters: dict[str, Any]) -> None:
@@ -123,31 +98,31 @@ class ExpertPool:
         async with self.dispatcher.slot(expert) as backend:
             yield backend  # type: ignore[misc]
 
-    async def generate(self, expert: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """Whole completion at once (or {"error": …} when the pool is overloaded)."""
+    async def generate(self, expert: str, request: GenerationRequest) -> Chunk | Refusal:
+        """The whole completion as one Chunk (all the text, finish_reason, usage), or a Refusal when the pool is
+        overloaded (coe/serve/messages.py)."""
         parts: list[str] = []
         last = Chunk(text="")
         try:
             async with self._running(expert) as backend:
                 with self.stats.track(expert):
-                    async for chunk in backend.generate(to_generation_request(payload)):
+                    async for chunk in backend.generate(request):
                         parts.append(chunk.text)
                         last = chunk
         except (QueueFullError, MemoryBusyError) as err:
-            return memory_error(err)
-        out = chunk_dict(last)
-        out["text"] = "".join(parts)
-        return out
+            return memory_refusal(err)
+        return replace(last, text="".join(parts))
 
-    async def stream(self, expert: str, payload: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Token deltas as they come; the last item carries finish_reason and usage."""
+    async def stream(self, expert: str, request: GenerationRequest) -> AsyncIterator[Chunk | Refusal]:
+        """Token deltas as they come; the last Chunk carries finish_reason and usage. A refused request yields
+        one Refusal, before any text."""
         try:
             async with self._running(expert) as backend:
                 with self.stats.track(expert):
-                    async for chunk in backend.generate(to_generation_request(payload)):
-                        yield chunk_dict(chunk)
+                    async for chunk in backend.generate(request):
+                        yield chunk
         except (QueueFullError, MemoryBusyError) as err:
-            yield memory_error(err)
+            yield memory_refusal(err)
 
     async def prefetch(self, expert: str) -> bool:
         """Count the expert for reuse and start bringing it up (returns at once); requests do this themselves."""

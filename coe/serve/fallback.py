@@ -1,9 +1,9 @@
 """Calls an expert pool with a deadline and a circuit breaker, and falls back to one configured expert.
 
 A routed request (model="coe") whose expert fails, times out, is overloaded or has an open breaker goes to
-`cfg.fallback_expert`; the decision returned says so (`reason` starts with "fallback:"). Direct requests to a
-named expert never switch experts. Streams fall back only before their first item, so a client never sees
-two experts in one answer; later failures end the stream with an SSE error event (gateway).
+`cfg.fallback_expert`; the decision returned says so (`kind` "fallback", `reason` starts with "fallback:").
+Direct requests to a named expert never switch experts. Streams fall back only before their first item, so a
+client never sees two experts in one answer; later failures end the stream with an SSE error event (gateway).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -22,10 +22,11 @@ from ray.serve.exceptions import BackPressureError
 from coe.api.errors import CoeError, ExpertUnavailable, Overloaded, Timeout
 from coe.config import CoeConfig, ExpertConfig
 from coe.serve.breaker import STATE_VALUE, BreakerBoard, CircuitBreaker
+from coe.serve.messages import Refusal
+from experts.llm.base import Chunk, GenerationRequest
 from routers.base import RouteDecision
 
 log = logging.getLogger(__name__)
-PayloadFor = Callable[[ExpertConfig], dict[str, Any]]
 
 
 @dataclass
@@ -75,9 +76,11 @@ def final_error(failures: list[AttemptFailed]) -> CoeError:
     return ExpertUnavailable(f"no expert available: {what}", code="expert_unavailable", headers=retry)
 
 
-def clamp_max_tokens(payload: dict[str, Any], expert: ExpertConfig) -> dict[str, Any]:
+def clamp_max_tokens(request: GenerationRequest, expert: ExpertConfig) -> GenerationRequest:
     """A fallback expert may have a lower cap than the one the request was checked against."""
-    return payload | {"max_tokens": min(int(payload["max_tokens"]), expert.max_tokens_limit)}
+    if request.max_tokens <= expert.max_tokens_limit:
+        return request
+    return replace(request, max_tokens=expert.max_tokens_limit)
 
 
 class FallbackMetrics:
@@ -110,8 +113,8 @@ class ExpertCaller:
     def attempt_timeout(self, expert: ExpertConfig, deadline: float) -> float:
         return min(expert.timeout_s or self.cfg.reliability.expert_timeout_s, deadline - time.monotonic())
 
-    async def complete(self, decision: RouteDecision, routed: bool, payload: dict[str, Any],
-                       deadline: float) -> tuple[dict[str, Any], RouteDecision]:
+    async def complete(self, decision: RouteDecision, routed: bool, payload: GenerationRequest,
+                       deadline: float) -> tuple[Chunk, RouteDecision]:
         """A whole completion from the routed expert or, failing that, the fallback expert."""
         failures: list[AttemptFailed] = []
         for expert in self.candidates(decision, routed):
@@ -122,7 +125,7 @@ class ExpertCaller:
                 failures.append(failure)
         raise final_error(failures)
 
-    async def open_stream(self, decision: RouteDecision, routed: bool, payload: dict[str, Any],
+    async def open_stream(self, decision: RouteDecision, routed: bool, payload: GenerationRequest,
                           deadline: float) -> tuple[ExpertStream, RouteDecision]:
         """A stream whose first item has arrived, so headers and status can still name the right expert."""
         failures: list[AttemptFailed] = []
@@ -141,7 +144,8 @@ class ExpertCaller:
         first = failures[0]
         self.metrics.fallbacks.labels(first.expert, expert.name, first.kind).inc()
         log.warning("fallback", extra={"expert": first.expert, "fallback": expert.name, "cause": first.kind})
-        return replace(decision, expert=expert.name, reason=f"fallback: {first.describe()}; routed: {decision.reason}")
+        return replace(decision, expert=expert.name, kind="fallback",
+                       reason=f"fallback: {first.describe()}; routed: {decision.reason}")
 
     # ---- one attempt -----------------------------------------------------------
     def _admit(self, expert: ExpertConfig, deadline: float) -> tuple[CircuitBreaker, float]:
@@ -164,7 +168,7 @@ class ExpertCaller:
             breaker.release()
         self.metrics.breaker.labels(expert).set(STATE_VALUE[breaker.state])
 
-    async def _complete_once(self, expert: ExpertConfig, payload: dict[str, Any], deadline: float) -> dict[str, Any]:
+    async def _complete_once(self, expert: ExpertConfig, payload: GenerationRequest, deadline: float) -> Chunk:
         breaker, timeout = self._admit(expert, deadline)
         response = None
         try:
@@ -183,13 +187,13 @@ class ExpertCaller:
             log.warning("expert call failed", extra={"expert": expert.name, "kind": kind,
                                                      "error": type(err).__name__})
             raise AttemptFailed(expert.name, kind, type(err).__name__ if kind == "failed" else "") from None
-        if "error" in result:  # the pool refused it (queue full, no device room): not the expert's fault
+        if isinstance(result, Refusal):  # the pool refused it (queue full, no device room): not the expert's fault
             self.record(expert.name, breaker, "overloaded")
-            raise AttemptFailed(expert.name, "overloaded", result["error"]["message"])
+            raise AttemptFailed(expert.name, "overloaded", result.error.message)
         self.record(expert.name, breaker, "ok")
         return result
 
-    async def _open_once(self, expert: ExpertConfig, payload: dict[str, Any], deadline: float) -> ExpertStream:
+    async def _open_once(self, expert: ExpertConfig, payload: GenerationRequest, deadline: float) -> ExpertStream:
         breaker, timeout = self._admit(expert, deadline)
         gen = None
         try:
@@ -206,10 +210,10 @@ class ExpertCaller:
                 await asyncio.to_thread(cancel_quietly, gen)
             self.record(expert.name, breaker, kind)
             raise AttemptFailed(expert.name, kind, type(err).__name__ if kind == "failed" else "") from None
-        if "error" in first:  # refused by the pool before generating (queue full, no device room)
+        if isinstance(first, Refusal):  # refused by the pool before generating (queue full, no device room)
             cancel_quietly(gen)
             self.record(expert.name, breaker, "overloaded")
-            raise AttemptFailed(expert.name, "overloaded", first["error"]["message"])
+            raise AttemptFailed(expert.name, "overloaded", first.error.message)
         # The whole stream is one attempt: it ends at the expert's timeout or the request deadline.
         return ExpertStream(self, expert, breaker, gen, first, min(deadline, time.monotonic() + timeout))
 
@@ -218,17 +222,17 @@ class ExpertStream:
     """The items of an opened stream; mid-stream failures become CoeErrors, the pool call is always cancelled."""
 
     def __init__(self, caller: ExpertCaller, expert: ExpertConfig, breaker: CircuitBreaker, gen: Any,
-                 first: dict[str, Any], deadline: float) -> None:
+                 first: Chunk, deadline: float) -> None:
         self.caller, self.expert, self.breaker = caller, expert, breaker
         self.gen, self.first, self.deadline = gen, first, deadline
 
-    async def items(self) -> AsyncIterator[dict[str, Any]]:
+    async def items(self) -> AsyncIterator[Chunk]:
         outcome = "cancelled"
         try:
             item = self.first
             while True:
                 yield item
-                if item["finish_reason"]:
+                if item.finish_reason:
                     outcome = "ok"
                     return
                 item = await asyncio.wait_for(self.gen.__anext__(), self.deadline - time.monotonic())

@@ -9,12 +9,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response, StreamingResponse
 from ray import serve
 
 from coe.api.app import create_app
-from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout, error_from_dict
+from coe.api.errors import BadRequest, CoeError, ExpertUnavailable, NotFound, Timeout
 from coe.api.schemas import (
     ChatCompletionRequest,
     EmbeddingsRequest,
@@ -25,17 +25,17 @@ from coe.api.schemas import (
 )
 from coe.api.timing import PhaseTimer
 from coe.config import CHAT_ROUTER_MODEL, RETRIEVER_MODEL, CoeConfig, ExpertConfig
-from coe.serve import reliability
-from coe.serve.admin import admin
-from coe.serve.fallback import ExpertStream
+from coe.serve.admin import AdminDeps, admin_routes
+from coe.serve.fallback import ExpertCaller, ExpertStream
+from coe.serve.messages import Refusal
 from coe.serve.metrics import GatewayMetrics
+from coe.serve.reliability import replica_guards
 from coe.serve.route_runner import RouteRunner
 from coe.serve.routing import RouterHolder
+from experts.llm.base import GenerationRequest, Message
 from routers.base import RouteDecision, RouteInput
 
 log = logging.getLogger(__name__)
-app = create_app()
-app.include_router(admin)  # admin endpoints (scope admin): coe/serve/admin.py
 
 
 def last_user_text(req: ChatCompletionRequest) -> str:
@@ -75,7 +75,7 @@ def _sse(obj: dict[str, Any]) -> str:
 
 
 @serve.deployment(name="gateway")
-@serve.ingress(app)
+@serve.ingress()  # the app is built per replica by __serve_build_asgi_app__, over this replica's dependencies
 class Gateway:
     """The single front door; holds the router in-process and a DeploymentHandle per expert pool."""
 
@@ -85,7 +85,8 @@ class Gateway:
         self.pools = pools
         self.retriever = retriever
         self.metrics = GatewayMetrics()
-        self.caller = reliability.install(app, self, auth)  # auth, rate limit, admin, fallback + breakers
+        self.keys, self.rate_limiter = replica_guards(self.cfg, auth)  # coe/serve/reliability.py
+        self.caller = ExpertCaller(self.cfg, pools, self.metrics.registry)  # deadline, breakers, fallback expert
         self.router = RouterHolder(self.cfg, pools=self.pools)  # glider llm mode writes through a pool
         rc = self.cfg.router  # an LLM writing GLIDER instructions on a cache miss must never block the loop
         slow_misses = rc.type == "glider" and rc.glider.instruction_mode == "llm"
@@ -94,40 +95,60 @@ class Gateway:
         self.route_runner = RouteRunner.measured(self.route_many,
                                                  0.0 if slow_misses else self.cfg.server.router_inline_max_ms,
                                                  max_batch=self.cfg.server.router_max_batch)
-        app.state.max_body_bytes = self.cfg.server.max_body_bytes
         self.created = int(time.time())
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        """This replica's FastAPI app (Serve calls it after __init__): the routes below and the admin routes, with
+        the keys, rate limiter and body limit passed in (coe/api/app.py)."""
+        admin = AdminDeps(self.cfg, self.pools, self.caller.breakers, self.reload_router)
+        return create_app([self.api_routes(), admin_routes(admin)], keys=self.keys, rate_limiter=self.rate_limiter,
+                          max_body_bytes=self.cfg.server.max_body_bytes)
+
+    def api_routes(self) -> APIRouter:
+        routes = APIRouter()
+        routes.add_api_route("/v1/chat/completions", self.chat_completions, methods=["POST"])
+        routes.add_api_route("/v1/models", self.models, methods=["GET"])
+        routes.add_api_route("/health", self.health, methods=["GET"])
+        routes.add_api_route("/metrics", self.metrics_endpoint, methods=["GET"])
+        routes.add_api_route("/v1/retrieve", self.retrieve, methods=["POST"])
+        routes.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        routes.add_api_route("/v1/corpora", self.corpora, methods=["GET"])
+        return routes
+
+    async def reload_router(self) -> RouterHolder:
+        """Admin: the router over the artifact as it is on disk now; raises (old router kept) when refused."""
+        self.router = await asyncio.to_thread(self.router.reloaded)
+        return self.router
 
     # ---- routing -------------------------------------------------------------
     def route_many(self, texts: list[str]) -> list[RouteDecision]:
-        return self.router.router.route([RouteInput(text=t) for t in texts])
+        return self.router.route([RouteInput(text=t) for t in texts])
 
     async def decide(self, req: ChatCompletionRequest) -> tuple[RouteDecision, float]:
         t0 = time.perf_counter()
         if req.model == CHAT_ROUTER_MODEL:
             decision = await self.route_runner.route(last_user_text(req))
-            kind = "fallback" if decision.reason.startswith("fallback") else "routed"
         elif req.model in self.cfg.expert_names:
-            decision = RouteDecision(expert=req.model, category=None, confidence=1.0, reason="direct")
-            kind = "direct"
+            decision = RouteDecision(expert=req.model, category=None, confidence=1.0, reason="direct", kind="direct")
         else:
             known = [CHAT_ROUTER_MODEL, *self.cfg.expert_names]
             raise NotFound(f"model {req.model!r} does not exist; available: {known}", "model",
                            "model_not_found")
         route_s = time.perf_counter() - t0
         self.metrics.route_latency.observe(route_s)
-        self.metrics.routes.labels(decision.expert, decision.category or "", kind).inc()
+        self.metrics.routes.labels(decision.expert, decision.category or "", decision.kind).inc()
         return decision, route_s * 1000
 
-    def payload(self, req: ChatCompletionRequest, max_tokens: int) -> dict[str, Any]:
-        return {
-            "messages": [{"role": m.role, "content": m.text()} for m in req.messages],
-            "max_tokens": max_tokens, "temperature": req.temperature, "top_p": req.top_p,
-            "stop": req.stop, "seed": req.seed,
-            "routing_trace": bool(req.coe and req.coe.routing_trace),
-        }
+    def payload(self, req: ChatCompletionRequest, max_tokens: int) -> GenerationRequest:
+        """What the expert pool gets (coe/serve/messages.py)."""
+        return GenerationRequest(
+            messages=tuple(Message(m.role, m.text()) for m in req.messages),
+            max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p,
+            stop=tuple(req.stop or ()), seed=req.seed,
+            routing_trace=bool(req.coe and req.coe.routing_trace),
+        )
 
-    # ---- endpoints -----------------------------------------------------------
-    @app.post("/v1/chat/completions")
+    # ---- endpoints (api_routes) -------------------------------------------------
     async def chat_completions(self, body: ChatCompletionRequest, request: Request) -> Response:
         t0 = time.perf_counter()
         timer = PhaseTimer(request.scope)
@@ -157,14 +178,14 @@ class Gateway:
                 timer.mark("build")
                 headers["server-timing"] = timer.header()
                 return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
-            usage = Usage(prompt_tokens=result["prompt_tokens"], completion_tokens=result["completion_tokens"],
-                          total_tokens=result["prompt_tokens"] + result["completion_tokens"])
+            usage = Usage(prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+                          total_tokens=result.prompt_tokens + result.completion_tokens)
             self.count_tokens(expert.name, usage)
             rid = f"chatcmpl-{uuid.uuid4().hex}"
-            if "routing_trace" in result:
-                coe_info["routing_trace"] = result["routing_trace"]
-            body_out = chat_completion(rid, int(time.time()), expert.name, result["text"],
-                                       result["finish_reason"], usage, coe_info)
+            if result.routing_trace is not None:
+                coe_info["routing_trace"] = result.routing_trace
+            body_out = chat_completion(rid, int(time.time()), expert.name, result.text,
+                                       result.finish_reason, usage, coe_info)
             content = json.dumps(body_out, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
             timer.mark("build")
             headers["server-timing"] = timer.header()
@@ -185,15 +206,14 @@ class Gateway:
         items = opened.items()
         try:
             async for item in items:
-                if item["text"]:
-                    yield _sse(chat_chunk(rid, created, expert.name, {"content": item["text"]}, None))
-                if item["finish_reason"]:
-                    usage = Usage(prompt_tokens=item["prompt_tokens"],
-                                  completion_tokens=item["completion_tokens"],
-                                  total_tokens=item["prompt_tokens"] + item["completion_tokens"])
+                if item.text:
+                    yield _sse(chat_chunk(rid, created, expert.name, {"content": item.text}, None))
+                if item.finish_reason:
+                    usage = Usage(prompt_tokens=item.prompt_tokens, completion_tokens=item.completion_tokens,
+                                  total_tokens=item.prompt_tokens + item.completion_tokens)
                     self.count_tokens(expert.name, usage)
-                    trace = {"routing_trace": item["routing_trace"]} if "routing_trace" in item else None
-                    yield _sse(chat_chunk(rid, created, expert.name, {}, item["finish_reason"], coe=trace,
+                    trace = {"routing_trace": item.routing_trace} if item.routing_trace is not None else None
+                    yield _sse(chat_chunk(rid, created, expert.name, {}, item.finish_reason, coe=trace,
                                           usage=usage))
         except CoeError as err:
             yield _sse(err.body())
@@ -209,7 +229,6 @@ class Gateway:
         self.metrics.tokens.labels(expert, "prompt").inc(usage.prompt_tokens)
         self.metrics.tokens.labels(expert, "completion").inc(usage.completion_tokens)
 
-    @app.get("/v1/models")
     async def models(self) -> dict[str, Any]:
         data = [{"id": CHAT_ROUTER_MODEL, "object": "model", "created": self.created, "owned_by": "coe",
                  "coe": {"kind": "router"}}]
@@ -226,12 +245,10 @@ class Gateway:
                      for name in ["base", *self.cfg.retrieval.experts]]
         return {"object": "list", "data": data}
 
-    @app.get("/health")
     async def health(self) -> dict[str, Any]:
         return {"status": "ok", "experts": self.cfg.expert_names,
                 "router": self.router.describe() | {"runner": self.route_runner.describe()}}
 
-    @app.get("/metrics")
     async def metrics_endpoint(self) -> Response:
         snapshots = await self.pool_calls("memory_snapshot")
         return Response(self.metrics.render(memory=snapshots), media_type="text/plain; version=0.0.4")
@@ -260,11 +277,10 @@ class Gateway:
         except Exception as err:
             log.warning("retriever call failed", extra={"error": str(err)})
             raise ExpertUnavailable(f"the retriever failed: {type(err).__name__}") from None
-        if isinstance(out, dict) and "error" in out:
-            raise error_from_dict(out["error"])
+        if isinstance(out, Refusal):  # a bad request (unknown corpus or expert, empty query): 4xx
+            raise out.error
         return out
 
-    @app.post("/v1/retrieve")
     async def retrieve(self, body: RetrieveRequest, request: Request) -> Response:
         t0 = time.perf_counter()
         timer = PhaseTimer(request.scope)
@@ -277,11 +293,11 @@ class Gateway:
                 raise BadRequest(str(err), "query") from None
             out = await self._call_retriever("retrieve", body.corpus, texts, body.top_k, body.expert)
             timer.mark("retriever")
-            for expert in out["experts"]:
+            for expert in out.experts:
                 self.metrics.routes.labels(expert, body.corpus, "retrieval").inc()
             # The retriever sent `data` as JSON bytes: wrap them, do not parse and re-encode ten documents.
             content = b"".join([b'{"object":"list","corpus":', json.dumps(body.corpus).encode(), b',"data":',
-                                out["json"], b"}"])
+                                out.json, b"}"])
             timer.mark("build")
             return Response(content, media_type="application/json", headers={"server-timing": timer.header()})
         except CoeError as err:
@@ -291,16 +307,15 @@ class Gateway:
             self.metrics.requests.labels("retrieve", str(status)).inc()
             self.metrics.latency.labels("retrieve", "").observe(time.perf_counter() - t0)
 
-    @app.post("/v1/embeddings")
     async def embeddings(self, body: EmbeddingsRequest) -> dict[str, Any]:
         status = 200
         try:
             texts = body.texts()
             model = body.model.removeprefix(f"{RETRIEVER_MODEL}/")  # the ids /v1/models lists
             out = await self._call_retriever("embed", texts, model)
-            data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(out["embeddings"])]
+            data = [{"object": "embedding", "index": i, "embedding": e} for i, e in enumerate(out.embeddings)]
             tokens = sum(len(t.split()) for t in texts)
-            return {"object": "list", "model": body.model, "data": data, "coe": out["decisions"],
+            return {"object": "list", "model": body.model, "data": data, "coe": out.decisions,
                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         except CoeError as err:
             status = err.status
@@ -308,6 +323,5 @@ class Gateway:
         finally:
             self.metrics.requests.labels("embeddings", str(status)).inc()
 
-    @app.get("/v1/corpora")
     async def corpora(self) -> dict[str, Any]:
         return {"object": "list", "data": await self._call_retriever("corpora")}

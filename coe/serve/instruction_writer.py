@@ -6,17 +6,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from routers.glider_instructions import WRITER_PROMPT, clean_instruction, instruction_request
+from coe.serve.messages import Refusal
+from experts.llm.base import Chunk
+from routers.glider_instructions import clean_instruction, instruction_request
 
 log = logging.getLogger(__name__)
-
-
-def writer_payload(examples: list[str], max_tokens: int = 48, prompt: str = WRITER_PROMPT) -> dict[str, Any]:
-    """The pool payload (what the gateway sends for a chat request) of GLIDER's instruction request."""
-    req = instruction_request(examples, max_tokens, prompt)
-    return {"messages": [{"role": m.role, "content": m.content} for m in req.messages],
-            "max_tokens": req.max_tokens, "temperature": req.temperature, "top_p": req.top_p,
-            "stop": list(req.stop), "seed": req.seed}
 
 
 class PoolWriter:
@@ -33,13 +27,15 @@ class PoolWriter:
 
     def __call__(self, examples: list[str]) -> str | None:
         try:
-            out = self.pool.generate.remote(self.expert, writer_payload(examples, self.max_tokens)).result(
+            out = self.pool.generate.remote(self.expert, instruction_request(examples, self.max_tokens)).result(
                 timeout_s=self.timeout_s)
         except Exception as err:  # timeout, a dead replica, an engine error: routing must still answer
             return self._failed(f"{type(err).__name__}: {err}")
-        if not isinstance(out, dict) or "error" in out:
-            return self._failed(str(out.get("error") if isinstance(out, dict) else out))
-        return clean_instruction(str(out.get("text", "")))
+        if isinstance(out, Refusal):  # the pool's queue is full or no device room came in time
+            return self._failed(f"{type(out.error).__name__}: {out.error.message}")
+        if not isinstance(out, Chunk):
+            return self._failed(f"unexpected answer {type(out).__name__}")
+        return clean_instruction(out.text)
 
     def _failed(self, why: str) -> None:
         self.failures += 1

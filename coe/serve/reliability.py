@@ -1,17 +1,13 @@
-"""Wires auth, rate limits, admin routes and the fallback caller into a gateway replica (one call, so the
-gateway itself only carries a small hook)."""
+"""Auth and rate limits of the gateway: the keys read where the app is built (the driver), and what one replica
+passes to its app factory (coe/api/app.py `create_app`)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-from fastapi import FastAPI
 
 from coe.api.auth import KeyStore, check_bind, load_keys
 from coe.api.limits import RateLimiter
 from coe.config import CoeConfig
-from coe.serve.fallback import ExpertCaller
 from experts.paths import repo_path
 
 log = logging.getLogger(__name__)
@@ -37,14 +33,11 @@ def auth_status(cfg: CoeConfig) -> str:
     return check_bind(keys_for(cfg), cfg.server.host)
 
 
-def install(app: FastAPI, gateway: Any, auth: list[dict[str, str]] | None) -> ExpertCaller:
-    """Called from Gateway.__init__: what the guard middleware and admin routes read from `app.state`."""
-    cfg: CoeConfig = gateway.cfg
+def replica_guards(cfg: CoeConfig, auth: list[dict[str, str]] | None) -> tuple[KeyStore, RateLimiter]:
+    """A gateway replica's KeyStore (from the salted hashes the driver sent) and rate limiter; logs how auth
+    stands (a warning when it is off)."""
     keys = KeyStore.from_data(auth)
     line = check_bind(keys, cfg.server.host)
     (log.info if keys.enabled else log.warning)(line)
-    app.state.keys = keys
     limit = cfg.reliability.rate_limit
-    app.state.rate_limiter = RateLimiter(limit.requests_per_s, limit.burst)
-    app.state.gateway = gateway
-    return ExpertCaller(cfg, gateway.pools, gateway.metrics.registry)
+    return keys, RateLimiter(limit.requests_per_s, limit.burst)

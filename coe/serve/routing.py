@@ -1,4 +1,9 @@
-"""Builds the configured router (artifact + encoder) for the gateway and runs it on one prompt."""
+"""Builds the configured router (artifact + encoder) for the gateway and runs it on one prompt.
+
+Everything the config says about the map (the artifact's category→expert map, `router.category_map` overrides,
+`router.expert_aliases`) is resolved here once, before the router is built, and checked against the served
+experts; the router is then only used through its protocol (`routers.base.Router`: route, experts, stats).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from typing import Any
 from coe.config import CoeConfig
 from experts.embed.encoders import PromptEncoder, make_encoder
 from experts.paths import repo_path
-from routers.base import RouteDecision, RouteInput
+from routers.base import RouteDecision, RouteInput, Router
 
 log = logging.getLogger(__name__)
 
@@ -20,34 +25,54 @@ def artifact_path(path: Path) -> Path:
     return repo_path(path)
 
 
+def router_encoder(cfg: CoeConfig) -> PromptEncoder:
+    """The prompt encoder of `router.encoder` (experts/embed/encoders.py) on one intra-op thread (torch and ONNX
+    Runtime): one short prompt gains nothing from more, and extra threads fight the expert replicas for the same
+    cores (measured: p50 20 ms -> 90 ms at 2)."""
+    return make_encoder(cfg.router.encoder, threads=1)
+
+
+def resolve_category_map(cfg: CoeConfig, artifact_map: Mapping[str, str]) -> dict[str, str]:
+    """The map the router serves: the artifact's, updated by `router.category_map`, with `router.expert_aliases`
+    applied; refuses experts the config does not serve."""
+    rc = cfg.router
+    merged = {**artifact_map, **rc.category_map}
+    resolved = {c: rc.expert_aliases.get(e, e) for c, e in merged.items()}
+    unknown = sorted(set(resolved.values()) - set(cfg.expert_names))
+    if unknown:
+        raise ValueError(f"router artifact {rc.artifact} maps categories to experts missing "
+                         f"from the config: {unknown} (map them with router.expert_aliases or router.category_map)")
+    return resolved
+
+
 def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None,
-                 pools: Mapping[str, Any] | None = None) -> Any:
-    """The router with its encoder (`router.encoder`, experts/embed/encoders.py); one intra-op thread (torch and
-    ONNX Runtime), since one short prompt gains nothing from more and extra threads fight the expert replicas for
-    the same cores (measured: p50 20 ms -> 90 ms at 2)."""
+                 pools: Mapping[str, Any] | None = None) -> Router:
+    """The configured router over `encoder` (default: `router_encoder(cfg)`); `pools`: the expert pools' handles,
+    needed by GLIDER's llm instruction mode only."""
     import torch
 
-    from routers.coe import CoERouter
+    from routers.artifacts import load_artifact
+    from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # see router_encoder
     rc = cfg.router
-    encoder = encoder or make_encoder(rc.encoder, threads=1)
+    encoder = encoder or router_encoder(cfg)
     if rc.type == "per_prompt":
         return build_per_prompt(cfg, encoder)
-    router = CoERouter.from_artifact(
-        artifact_path(rc.artifact), encoder,
+    art = load_artifact(artifact_path(rc.artifact), ARTIFACT_KIND, ARTIFACT_VERSION)
+    router = CoERouter.from_loaded(
+        art, encoder,
         general_expert=rc.general_expert,
-        category_map_override=rc.category_map or None,
+        category_map_override=resolve_category_map(cfg, art.meta.get("category_map", {})),
         tau_override=rc.entropy_threshold,
+        min_confidence_override=rc.min_confidence,
     )
-    if rc.min_confidence is not None:
-        router.min_confidence = rc.min_confidence
     if rc.type == "glider":
-        return build_glider(cfg, router, pools)
+        return build_glider(cfg, router, encoder, pools)
     return router
 
 
-def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Any:
+def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Router:
     """The per-prompt outcome router, restricted to the table's models that the config serves (after aliases)."""
     from routers.per_prompt import PerPromptRouter
 
@@ -61,7 +86,8 @@ def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Any:
     return router
 
 
-def build_glider(cfg: CoeConfig, local: Any, pools: Mapping[str, Any] | None = None) -> Any:
+def build_glider(cfg: CoeConfig, local: Any, encoder: PromptEncoder,
+                 pools: Mapping[str, Any] | None = None) -> Router:
     """GLIDER over the CoE classifier; llm mode has the writer expert write instructions through its pool."""
     from routers.glider import GliderRouter, load_global_scorer
 
@@ -69,7 +95,7 @@ def build_glider(cfg: CoeConfig, local: Any, pools: Mapping[str, Any] | None = N
     writer = None
     if gc.instruction_mode == "llm":
         writer = pool_writer(cfg, pools)
-    scorer = load_global_scorer(artifact_path(gc.artifact), local.encoder, gc.instruction_mode, writer,
+    scorer = load_global_scorer(artifact_path(gc.artifact), encoder, gc.instruction_mode, writer,
                                 aliases=cfg.router.expert_aliases, cache_size=gc.cache_size)
     unknown = sorted(set(scorer.experts) - set(cfg.expert_names))
     if unknown:
@@ -90,26 +116,28 @@ def pool_writer(cfg: CoeConfig, pools: Mapping[str, Any] | None) -> Any:
 
 
 class RouterHolder:
-    """The router of model='coe'; refuses to start when the artifact names experts the config lacks."""
+    """The router of model='coe' with the encoder and pools it was built over, so a reload (admin) builds the
+    next one over the same encoder and pools; refuses to start when the router names experts the config lacks."""
 
     def __init__(self, cfg: CoeConfig, encoder: PromptEncoder | None = None,
                  pools: Mapping[str, Any] | None = None) -> None:
         self.cfg = cfg
-        self.router = build_router(cfg, encoder, pools)
-        if cfg.router.type == "per_prompt":  # already restricted to the served experts
-            return
-        aliases = cfg.router.expert_aliases
-        self.router.category_map = {c: aliases.get(e, e) for c, e in self.router.category_map.items()}
-        unknown = sorted(set(self.router.category_map.values()) - set(cfg.expert_names))
-        if unknown:
-            raise ValueError(f"router artifact {cfg.router.artifact} maps categories to experts missing "
-                             f"from the config: {unknown} (map them with router.expert_aliases or router.category_map)")
+        self.encoder = encoder or router_encoder(cfg)
+        self.pools = pools
+        self.router = build_router(cfg, self.encoder, pools)
+
+    def reloaded(self) -> RouterHolder:
+        """A new holder over the artifact as it is on disk now (checksums verified), same encoder and pools."""
+        return RouterHolder(self.cfg, self.encoder, self.pools)
 
     def warm_up(self) -> None:
         if self.cfg.router.type == "glider" and self.cfg.router.glider.instruction_mode == "llm":
-            self.router.encoder.encode(["warm up the encoder"])  # the writer's pool may not be up yet: no call
+            self.encoder.encode(["warm up the encoder"])  # the writer's pool may not be up yet: no call
             return
         self.route_one("warm up the encoder")
+
+    def route(self, inputs: list[RouteInput]) -> list[RouteDecision]:
+        return self.router.route(inputs)
 
     def route_one(self, text: str) -> RouteDecision:
         return self.router.route([RouteInput(text=text)])[0]
@@ -118,7 +146,5 @@ class RouterHolder:
         out: dict[str, Any] = {"type": self.cfg.router.type, "artifact": str(self.cfg.router.artifact),
                                "general_expert": self.cfg.router.general_expert}
         if self.cfg.router.type == "glider":
-            cache = self.router.global_scorer.cache
-            out["glider"] = self.cfg.router.glider.model_dump(mode="json") | {
-                "instruction_cache": {"hits": cache.hits, "misses": cache.misses, "size": len(cache)}}
+            out["glider"] = self.cfg.router.glider.model_dump(mode="json") | self.router.stats()
         return out

@@ -10,8 +10,7 @@ from coe.api.schemas import ChatCompletionRequest
 
 @pytest.fixture()
 def client():
-    app = create_app()
-    app.state.max_body_bytes = 2048
+    app = create_app(max_body_bytes=2048)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest):

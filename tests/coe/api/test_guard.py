@@ -12,9 +12,7 @@ USER, ADMIN = new_key(), new_key()
 
 
 def make_client(keys, rate=None, burst=100):
-    app = create_app()
-    app.state.keys = keys
-    app.state.rate_limiter = RateLimiter(rate, burst)
+    app = create_app(keys=keys, rate_limiter=RateLimiter(rate, burst))
 
     @app.get("/health")
     async def health():

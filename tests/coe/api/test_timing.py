@@ -15,8 +15,7 @@ from coe.api.timing import PhaseTimer, parse_server_timing
 
 @pytest.fixture()
 def client():
-    app = create_app()
-    app.state.max_body_bytes = 2048
+    app = create_app(max_body_bytes=2048)
 
     @app.post("/timed")
     async def timed(request: Request) -> dict:

@@ -10,7 +10,10 @@ import pytest
 from coe.config import MemoryConfig
 from coe.serve.expert_pool import ExpertPool
 from coe.serve.pool_stats import GenerationStats
-from experts.llm.base import Chunk
+from coe.api.errors import ExpertUnavailable, Overloaded
+from coe.serve.messages import Refusal
+from experts.llm.base import Chunk, GenerationRequest, Message
+from experts.memory import MemoryBusyError, QueueFullError
 
 
 class Manager:
@@ -50,7 +53,7 @@ def pool(memory: MemoryConfig, events: list[str]) -> ExpertPool:
     return p
 
 
-PAYLOAD = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 2}
+PAYLOAD = GenerationRequest(messages=(Message("user", "x"),), max_tokens=2)
 
 
 @pytest.mark.parametrize("call", ["generate", "stream"])
@@ -63,7 +66,7 @@ def test_a_tiered_request_counts_its_route_and_starts_the_move_before_it_waits_f
             return await p.generate("a", PAYLOAD)
         return [item async for item in p.stream("a", PAYLOAD)][-1]
 
-    assert asyncio.run(main())["text"] == "hi"
+    assert asyncio.run(main()) == Chunk(text="hi", finish_reason="stop", prompt_tokens=1, completion_tokens=1)
     assert events == ["route:a", "prefetch:a", "slot:a"]
 
 
@@ -72,3 +75,33 @@ def test_no_prefetch_without_tiers_or_when_switched_off():
         events: list[str] = []
         asyncio.run(pool(memory, events).generate("a", PAYLOAD))
         assert events == ["slot:a"]
+
+
+class RefusingDispatcher(Dispatcher):
+    def __init__(self, events: list[str], error: Exception) -> None:
+        super().__init__(events, None)
+        self.error = error
+
+    @asynccontextmanager
+    async def slot(self, expert: str):
+        raise self.error
+        yield
+
+
+@pytest.mark.parametrize("call", ["generate", "stream"])
+@pytest.mark.parametrize("error,cls,status", [(QueueFullError("queue of 'a' is full"), Overloaded, 429),
+                                              (MemoryBusyError("no device room in 60 s"), ExpertUnavailable, 503)])
+def test_a_refused_request_is_a_typed_refusal_not_an_error_dict(call, error, cls, status):
+    p = pool(MemoryConfig(), [])
+    p.dispatcher = RefusingDispatcher([], error)  # type: ignore[assignment]
+
+    async def main():
+        if call == "generate":
+            return await p.generate("a", PAYLOAD)
+        return [item async for item in p.stream("a", PAYLOAD)]
+
+    out = asyncio.run(main())
+    refusal = out if call == "generate" else out[0]
+    assert call == "generate" or len(out) == 1
+    assert isinstance(refusal, Refusal) and type(refusal.error) is cls
+    assert refusal.error.status == status and refusal.error.message == str(error) and refusal.error.param == "model"

@@ -9,6 +9,8 @@ from ray.serve.exceptions import BackPressureError
 from coe.api.errors import ExpertUnavailable, Overloaded, Timeout
 from coe.config import parse_config
 from coe.serve.fallback import ExpertCaller, clamp_max_tokens
+from coe.serve.messages import Refusal
+from experts.llm.base import Chunk, GenerationRequest
 from routers.base import RouteDecision
 
 CFG = parse_config({
@@ -17,7 +19,8 @@ CFG = parse_config({
     "router": {"general_expert": "general"},
     "reliability": {"breaker": {"failure_threshold": 2, "reset_after_s": 60}},
 })
-ANSWER = {"text": "ok", "finish_reason": "stop", "prompt_tokens": 1, "completion_tokens": 1}
+ANSWER = Chunk(text="ok", finish_reason="stop", prompt_tokens=1, completion_tokens=1)
+REFUSAL = Refusal(Overloaded("expert queue full (4 waiting)", "model"))
 
 
 class FakeResponse:
@@ -53,19 +56,26 @@ class FakeStream(FakeResponse):
 
 
 class FakePool:
-    """`behaviour` is ok, fail, hang or full; records every call."""
+    """`behaviour` is ok, fail, hang, full (Serve's back-pressure), refuse (the pool's own Refusal) or
+    stream-fail; records every call."""
 
     def __init__(self, behaviour="ok"):
         self.behaviour, self.calls, self.responses = behaviour, [], []
         self.generate = self.stream = self
 
-    def options(self, **_):
+    def options(self, stream=False, **_):
+        self.streaming = stream
         return self
 
     def remote(self, expert, payload):
-        self.calls.append((expert, payload["max_tokens"]))
+        assert isinstance(payload, GenerationRequest)  # typed across the Ray boundary
+        self.calls.append((expert, payload.max_tokens))
         if self.behaviour == "stream-fail":
-            return FakeStream([ANSWER | {"finish_reason": None}] * 3, fail_after=2)
+            return FakeStream([Chunk(text="ok")] * 3, fail_after=2)
+        if self.behaviour == "stream-refuse":
+            return FakeStream([REFUSAL])
+        if self.behaviour == "ok" and getattr(self, "streaming", False):
+            return FakeStream([ANSWER])
         resp = FakeResponse(self.run())
         self.responses.append(resp)
         return resp
@@ -77,6 +87,8 @@ class FakePool:
             raise BackPressureError(num_queued_requests=4, max_queued_requests=4)
         if self.behaviour == "hang":
             await asyncio.sleep(60)
+        if self.behaviour == "refuse":
+            return REFUSAL
         return ANSWER
 
 
@@ -86,7 +98,7 @@ def caller(general="ok", coder="ok"):
 
 
 ROUTED = RouteDecision(expert="coder", category="code", confidence=0.9, reason="category=code p=0.90")
-PAYLOAD = {"messages": [], "max_tokens": 100}
+PAYLOAD = GenerationRequest(messages=(), max_tokens=100)
 
 
 def deadline(s=5.0):
@@ -98,16 +110,17 @@ def deadline(s=5.0):
 async def test_healthy_expert_answers_without_fallback():
     c, pools = caller()
     result, decision = await c.complete(ROUTED, True, PAYLOAD, deadline())
-    assert result == ANSWER and decision == ROUTED
+    assert result == ANSWER and decision == ROUTED and decision.kind == "routed"
     assert pools["coder"].calls == [("coder", 100)] and pools["general"].calls == []
 
 
 @pytest.mark.parametrize("behaviour,kind", [("fail", "failed (RuntimeError)"), ("hang", "timeout"),
-                                            ("full", "overloaded")])
+                                            ("full", "overloaded"),
+                                            ("refuse", "overloaded (expert queue full (4 waiting))")])
 async def test_failing_expert_falls_back_and_says_why(behaviour, kind):
     c, pools = caller(coder=behaviour)
     result, decision = await c.complete(ROUTED, True, PAYLOAD, deadline())
-    assert result == ANSWER and decision.expert == "general"
+    assert result == ANSWER and decision.expert == "general" and decision.kind == "fallback"
     assert decision.reason == f"fallback: expert 'coder' {kind}; routed: category=code p=0.90"
     assert pools["general"].calls == [("general", 8)]  # clamped to the fallback's max_tokens_limit
     if behaviour == "hang":
@@ -139,11 +152,28 @@ async def test_breaker_opens_and_skips_the_expert():
     assert len(pools["coder"].calls) == 2  # the open breaker kept the third request away
 
 
-async def test_overload_does_not_open_the_breaker():
-    c, _ = caller(coder="full")
+@pytest.mark.parametrize("behaviour", ["full", "refuse"])
+async def test_overload_does_not_open_the_breaker(behaviour):
+    c, _ = caller(coder=behaviour)
     for _ in range(4):
         await c.complete(ROUTED, True, PAYLOAD, deadline())
     assert c.breakers.snapshot()["coder"] == "closed"
+
+
+async def test_a_stream_refused_before_its_first_chunk_falls_back():
+    c, pools = caller(coder="stream-refuse")
+    stream, decision = await c.open_stream(ROUTED, True, PAYLOAD, deadline())
+    assert decision.expert == "general" and decision.kind == "fallback"
+    assert decision.reason.startswith("fallback: expert 'coder' overloaded (expert queue full")
+    assert [item async for item in stream.items()] == [ANSWER]
+    assert c.breakers.snapshot()["coder"] == "closed"
+
+
+async def test_a_refusal_with_no_fallback_left_is_the_clients_429():
+    c, _ = caller(coder="refuse")
+    with pytest.raises(Overloaded, match="expert queue full") as err:
+        await c.complete(ROUTED, False, PAYLOAD, deadline())
+    assert err.value.status == 429 and err.value.headers == {"Retry-After": "1"}
 
 
 async def test_stream_failing_after_start_raises_coe_error_and_cancels():
@@ -157,8 +187,9 @@ async def test_stream_failing_after_start_raises_coe_error_and_cancels():
 
 
 def test_clamp_max_tokens():
-    assert clamp_max_tokens({"max_tokens": 100}, CFG.expert("general")) == {"max_tokens": 8}
-    assert clamp_max_tokens({"max_tokens": 3}, CFG.expert("general")) == {"max_tokens": 3}
+    assert clamp_max_tokens(PAYLOAD, CFG.expert("general")) == GenerationRequest(messages=(), max_tokens=8)
+    small = GenerationRequest(messages=(), max_tokens=3)
+    assert clamp_max_tokens(small, CFG.expert("general")) is small
 
 
 def test_wrapped_backpressure_counts_as_overload():

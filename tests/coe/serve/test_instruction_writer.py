@@ -6,8 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from coe.serve.expert_pool import to_generation_request
-from coe.serve.instruction_writer import PoolWriter, writer_payload
+from coe.api.errors import Overloaded
+from coe.serve.instruction_writer import PoolWriter
+from coe.serve.messages import Refusal
+from experts.llm.base import Chunk
 from routers.glider_instructions import EMPTY_INSTRUCTION, instruction_request
 
 
@@ -36,21 +38,18 @@ class Handle:
     generate: Method
 
 
-def test_the_payload_is_the_training_time_instruction_request():
-    assert to_generation_request(writer_payload(["q1", "q2"])) == instruction_request(["q1", "q2"])
-
-
 def test_the_writer_calls_its_expert_through_the_pool_and_cleans_the_text():
-    handle = Handle(Method([{"text": "  Answer questions\n about   rivers. ", "finish_reason": "stop"},
-                            {"text": "", "finish_reason": "stop"}]))
+    handle = Handle(Method([Chunk("  Answer questions\n about   rivers. ", "stop"), Chunk("", "stop")]))
     writer = PoolWriter(handle, "smollm2-135m", timeout_s=5)
     assert writer(["Name a river."]) == "Answer questions about rivers."
-    assert handle.generate.calls[0] == ("smollm2-135m", writer_payload(["Name a river."]))
+    # the pool gets the training-time instruction request itself, typed
+    assert handle.generate.calls[0] == ("smollm2-135m", instruction_request(["Name a river."]))
     assert writer(["x"]) == EMPTY_INSTRUCTION
 
 
 def test_a_failed_or_overloaded_pool_gives_no_instruction():
-    handle = Handle(Method([TimeoutError("no answer in 5 s"), {"error": {"status": 429, "message": "queue full"}}]))
+    handle = Handle(Method([TimeoutError("no answer in 5 s"), Refusal(Overloaded("queue full", "model")),
+                            {"text": "a dict is no answer"}]))
     writer = PoolWriter(handle, "smollm2-135m", timeout_s=5)
-    assert writer(["q"]) is None and writer(["q"]) is None
-    assert writer.failures == 2
+    assert writer(["q"]) is None and writer(["q"]) is None and writer(["q"]) is None
+    assert writer.failures == 3
