@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from routers.artifacts import ArtifactError, save_artifact
-from routers.base import RouteInput
+from routers.base import RouteDecision, RouteInput
 from routers.coe import ARTIFACT_KIND, ARTIFACT_VERSION, CoERouter, entropy, softmax
 
 CATS = ["math", "history", "writing"]
@@ -54,6 +54,7 @@ def test_confident_row_goes_to_mapped_expert():
     assert d.reason == f"category=math p={p:.2f}" == "category=math p=0.96"
     assert list(d.scores) == ["math", "history", "writing"]
     assert d.weights == {"qwen2.5-coder-0.5b": 1.0}
+    assert d.kind == "routed"
 
 
 def test_uniform_row_falls_back_on_entropy():
@@ -61,6 +62,7 @@ def test_uniform_row_falls_back_on_entropy():
     assert d.expert == "smollm2-135m"
     assert d.category is None
     assert d.reason == "fallback: entropy 1.10 > 1.00"
+    assert d.kind == "fallback"  # the metric label comes from here, not from parsing the reason
     assert d.confidence == pytest.approx(1 / 3)
 
 
@@ -77,7 +79,8 @@ def test_entropy_threshold_is_strict_and_temperature_flattens():
 def test_min_confidence_fallback():
     row = np.array([[1.0, 0.0, 0.0]])  # p(math) = e / (e + 2) = 0.576
     (d,) = make_router(tau=5.0, min_conf=0.6).route_embeddings(row)
-    assert (d.expert, d.category, d.reason) == ("smollm2-135m", None, "fallback: max p 0.58 < 0.60")
+    assert (d.expert, d.category, d.reason, d.kind) == ("smollm2-135m", None, "fallback: max p 0.58 < 0.60",
+                                                        "fallback")
     assert make_router(tau=5.0, min_conf=0.5).route_embeddings(row)[0].expert == "qwen2.5-coder-0.5b"
 
 
@@ -86,6 +89,7 @@ def test_unmapped_category_goes_to_general_expert_with_reason():
     assert d.expert == "smollm2-135m"
     assert d.category == "writing"
     assert d.reason == "category=writing p=0.96 has no expert in the map: general expert"
+    assert d.kind == "routed"  # the classifier was sure: the map sends it to the general expert (as before)
 
 
 def test_route_batches_through_encoder_once():
@@ -176,3 +180,10 @@ def test_artifact_refuses_an_encoder_it_was_not_trained_with(tmp_path):
     with pytest.raises(ArtifactError, match=r"trained with encoder 'onnx-int8:all-minilm-l6-v2', but the router is "
                                             r"given 'registry:all-minilm-l6-v2'; set router.encoder"):
         CoERouter.from_artifact(path, RefEncoder("registry:all-minilm-l6-v2"))
+
+
+def test_a_decision_is_routed_unless_it_says_otherwise_and_kind_stays_out_of_the_body():
+    d = RouteDecision("e", "c", 0.5, "category=c p=0.50")
+    assert d.kind == "routed"
+    assert "kind" not in d.as_dict()  # the client's `coe` object keeps its fields
+    assert make_router().stats() == {}

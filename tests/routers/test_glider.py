@@ -116,6 +116,8 @@ def test_instruction_cache_hits_for_a_repeated_task():
     assert (scorer.cache.hits, scorer.cache.misses, len(scorer.cache)) == (1, 2, 2)
     router.route([RouteInput("x0 y0 z1", task_hint="t2")])
     assert (scorer.cache.hits, scorer.cache.misses) == (2, 2)
+    assert router.stats() == {"instruction_cache": {"hits": 2, "misses": 2, "size": 2}}
+    assert {d.kind for d in decisions} == {"routed"}
 
 
 def test_a_writer_without_an_instruction_scores_the_prompt_and_caches_nothing():

@@ -123,9 +123,18 @@ def test_responses_say_where_their_time_went_and_concurrent_streams_stay_whole(s
 
 
 def test_metrics_count_routing_and_tokens(served, client):
-    client.chat.completions.create(model="coe", messages=[{"role": "user", "content": "hello"}], max_tokens=4)
+    routed = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": "hello"}],
+                                            max_tokens=4)
+    direct = client.chat.completions.create(model="smollm2-135m", messages=[{"role": "user", "content": "hi"}],
+                                            max_tokens=2)
     text = httpx.get(f"{served}/metrics").text
     assert "coe_routing_decisions_total{" in text
+    # the label is the decision's kind (RouteDecision.kind), not parsed from its reason
+    assert 'coe_routing_decisions_total{expert="smollm2-135m",category="",kind="direct"}' in text
+    kind = "fallback" if routed.model_extra["coe"]["reason"].startswith("fallback") else "routed"
+    category = routed.model_extra["coe"]["category"] or ""
+    assert f'{{expert="{routed.model}",category="{category}",kind="{kind}"}}' in text
+    assert direct.model == "smollm2-135m"
     assert "coe_request_latency_seconds_bucket{" in text
     assert 'coe_tokens_total{expert=' in text
     assert httpx.get(f"{served}/health").json()["status"] == "ok"

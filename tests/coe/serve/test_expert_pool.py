@@ -7,11 +7,11 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from coe.api.errors import ExpertUnavailable, Overloaded
 from coe.config import MemoryConfig
 from coe.serve.expert_pool import ExpertPool
-from coe.serve.pool_stats import GenerationStats
-from coe.api.errors import ExpertUnavailable, Overloaded
 from coe.serve.messages import Refusal
+from coe.serve.pool_stats import GenerationStats
 from experts.llm.base import Chunk, GenerationRequest, Message
 from experts.memory import MemoryBusyError, QueueFullError
 
