@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -60,7 +60,7 @@ class Router(Protocol):
     def route(self, inputs: list[RouteInput]) -> list[RouteDecision]: ...
 
     @property
-    def experts(self) -> Set[str] | list[str]:
+    def experts(self) -> Collection[str]:
         """Every expert a decision can name."""
         ...
 

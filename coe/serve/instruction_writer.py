@@ -37,7 +37,8 @@ class PoolWriter:
             return self._failed(f"unexpected answer {type(out).__name__}")
         return clean_instruction(out.text)
 
-    def _failed(self, why: str) -> None:
+    def _failed(self, why: str) -> str | None:
+        """Counts and logs the failure; None: no instruction for this request."""
         self.failures += 1
         log.warning("glider instruction writer failed; routing on the prompt",
                     extra={"expert": self.expert, "error": why[:300]})
