@@ -9,9 +9,9 @@ import pytest
 from lora_helpers import random_peft
 
 from experts.llm.base import BackendOptions, GenerationRequest, Message
-from experts.llm.lora_experts import LoraExpertTrainConfig, load_causal_lm, lora_state, save_lora_expert
 from experts.llm.moerging_backend import MoErgingBackend, request_text
 from experts.llm.moerging_model import load_experts, save_gates
+from experts.train.llm_lora import LoraExpertTrainConfig, load_causal_lm, lora_state, save_lora_expert
 
 
 @pytest.fixture(scope="module")
