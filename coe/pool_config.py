@@ -34,7 +34,7 @@ def resolve_pool_placement(experts: list[ExpertConfig]) -> None:
             if any(v != next(iter(values.values())) for v in values.values()):
                 raise ValueError(f"pool {pool!r}: its experts disagree on {field} ({values}); a pool is one "
                                  f"deployment: set {field} on one of its experts, or the same on all")
-            for e in members if setters else []:
-                if field not in e.model_fields_set:
+            for e in members:
+                if setters and field not in e.model_fields_set:
                     setattr(e, field, copy.deepcopy(getattr(setters[0], field)))
                     e.model_fields_set.add(field)

@@ -47,7 +47,6 @@ class TransformersBackend:
     def __init__(self, name: str, model_path: str, options: BackendOptions = BackendOptions()) -> None:
         self.name = name
         self.model_path = model_path
-        self.options = options
         self.dtype = _DTYPES[options.dtype]
         self.chat_template = options.chat_template
         self.device = options.device
