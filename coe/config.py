@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +9,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from coe.retrieval_config import NAME_PATTERN, RETRIEVER_MODEL, RetrievalConfig
+from experts.llm.base import BackendOptions
+from experts.memory.defaults import ACQUIRE_TIMEOUT_S, MAX_SKIPS, MAX_WAIT_S
 
 CHAT_ROUTER_MODEL = "coe"
 ROUTER_MODEL_NAMES = (CHAT_ROUTER_MODEL, RETRIEVER_MODEL)
@@ -66,20 +67,29 @@ class MoErgingOptions(_Strict):
     top_k: int | None = Field(None, ge=1, description="LoRA experts mixed per token and module")
 
 
+_BACKEND = BackendOptions()  # the local backends' defaults are the config's: one source (experts/llm/base.py)
+# A backend of one's own: "package.module:factory", a callable (ExpertConfig) -> LLMBackend imported in the pool's
+# replica (so the module must be importable there). The tests' misbehaving experts are such backends.
+BACKEND_PATTERN = r"^(transformers|vllm|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$"
+
+
 class ExpertConfig(_Strict):
     """One expert LLM: where its weights are, which backend runs it, how it is placed."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    backend: Literal["transformers", "vllm"] = "transformers"
+    backend: str = Field("transformers", pattern=BACKEND_PATTERN, description=(
+        "transformers, vllm, or package.module:factory (a callable (ExpertConfig) -> LLMBackend)"))
+    backend_options: dict[str, Any] = Field(default_factory=dict, description="read by a module:factory backend")
     model: str = Field("", description="registry:<name>, a Hugging Face id, or a local folder (LoRA experts: "
                        "the base's, filled in from `base`)")
     description: str = ""
-    chat_template: bool = Field(True, description="False for base models: messages become a completion prompt")
-    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    chat_template: bool = Field(_BACKEND.chat_template,
+                                description="False for base models: messages become a completion prompt")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = _BACKEND.dtype
     params_b: float | None = Field(None, gt=0, description="active parameters in billions (cost); measured if unset")
     max_tokens_limit: int = Field(512, ge=1)
     default_max_tokens: int = Field(128, ge=1)
-    context_length: int = Field(2048, ge=64)
+    context_length: int = Field(_BACKEND.context_length, ge=64)
     pool: str | None = Field(None, pattern=NAME_PATTERN, description="deployment that hosts it; own name if unset")
     resources: ResourcesConfig = Field(default_factory=ResourcesConfig)
     autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
@@ -92,8 +102,6 @@ class ExpertConfig(_Strict):
                              "experts sharing a base share one pool that holds the base once")
     adapter: Path | None = Field(None, description="LoRA expert: a `coe train lora-expert` or `coe compress-adapter` "
                                  "folder")
-    fail_on_purpose: bool = Field(False, description="testing only: every generation raises")
-    fail_while_file: str | None = Field(None, description="testing only: generations raise while this file exists")
 
     @model_validator(mode="after")
     def _limits(self) -> ExpertConfig:
@@ -185,10 +193,10 @@ class MemoryConfig(_Strict):
     host_bytes: int | None = Field(None, ge=0)
     disk_dir: Path | None = Field(None, description="where experts' safetensors live (the model cache by default)")
     policy: Literal["lru", "cost_aware"] = "lru"
-    acquire_timeout_s: float = Field(60.0, gt=0, description="wait for device room, then 503")
+    acquire_timeout_s: float = Field(ACQUIRE_TIMEOUT_S, gt=0, description="wait for device room, then 503")
     scheduling: Literal["affinity", "fifo"] = "affinity"
-    max_skips: int | None = Field(8, ge=0, description="a queued request is passed over at most this often")
-    max_wait_s: float | None = Field(30.0, gt=0, description="... or for at most this long")
+    max_skips: int | None = Field(MAX_SKIPS, ge=0, description="a queued request is passed over at most this often")
+    max_wait_s: float | None = Field(MAX_WAIT_S, gt=0, description="... or for at most this long")
     prefetch_on_route: bool = Field(True, description="a pool starts moving an expert up when a request for it "
                                    "arrives, before it waits for a slot")
     concurrency: int = Field(1, ge=1, description="requests a tiered pool runs at once")
@@ -306,6 +314,14 @@ class CoeConfig(_Strict):
         resolve_lora_bases(self.experts)
         return self
 
+    @model_validator(mode="after")
+    def _pool_placement(self) -> CoeConfig:
+        """The experts of one pool agree on its placement (after LoRA experts have joined their base's pool)."""
+        from coe.pool_config import resolve_pool_placement
+
+        resolve_pool_placement(self.experts)
+        return self
+
     @property
     def fallback_expert(self) -> str:
         return self.reliability.fallback_expert or self.router.general_expert
@@ -357,6 +373,3 @@ def load_config(path: str | Path) -> CoeConfig:
         raise ConfigError(f"{p}: not valid YAML: {err}") from None
     return parse_config(data, str(p))
 
-
-def is_valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None

@@ -60,7 +60,7 @@ def resolve_lora_bases(experts: list[ExpertConfig]) -> None:
         raise ValueError(f"LoRA experts of one pool must share one base model: {mixed}")
 
 
-def vllm_lora_engine_args(base: ExpertConfig, loras: list[ExpertConfig], max_loras: int,
+def vllm_lora_engine_args(loras: list[ExpertConfig], max_loras: int,
                           max_cpu_loras: int | None, max_lora_rank: int | None) -> dict[str, Any]:
     """The vLLM engine arguments of a base that serves LoRA experts (validated as config; run where a GPU is)."""
     args: dict[str, Any] = {"enable_lora": True, "max_loras": min(max_loras, max(1, len(loras)))}

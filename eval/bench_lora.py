@@ -25,11 +25,12 @@ import numpy as np
 
 from eval.stats import percentile_ms, print_table, write_json
 from experts.embed.adapters import LoraSpec
-from experts.llm.lora_experts import ALL_LINEAR, LoraExpertTrainConfig, save_lora_expert
+from experts.llm.lora_experts import ALL_LINEAR
 from experts.lora.artifact import compress_expert, folder_bytes
 from experts.lora.batcher import MixedBatcher
 from experts.lora.runtime import BatchRow, MultiLoraModel
 from experts.lora.store import AdapterStore
+from experts.train.llm_lora import LoraExpertTrainConfig, save_lora_expert
 
 PROMPTS = ["Text: the flutter of a swept wing was measured at several Mach numbers\nTitle:",
            "Text: a survey of how readers search a library catalogue\nTitle:",

@@ -112,8 +112,8 @@ def paired_difference(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
 
 def load_moerging(artifact: str | Path) -> tuple[GateArtifact, MoErgingModel, Any]:
     """The gates artifact, its base model (float32) wrapped with its experts at the default α and k, the tokenizer."""
-    from experts.llm.lora_experts import load_causal_lm
     from experts.llm.registry_models import resolve_model
+    from experts.train.llm_lora import load_causal_lm
 
     art = load_gates(artifact)
     experts = load_experts(art.expert_paths)

@@ -161,13 +161,6 @@ def start_cluster(head: NodeSpec, workers: list[NodeSpec], temp_dir: Path | None
     return cluster
 
 
-def wait_http(url: str, timeout_s: float) -> None:
-    from coe.serve.runner import answers_200
-
-    if not answers_200(url, timeout_s):
-        raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f} s")
-
-
 # ---- the coe app on it, through `serve deploy` --------------------------------------------------------------
 SERVE_BIN = Path(os.environ.get("COE_SERVE_BIN", Path(sys.executable).with_name("serve")))
 SMALL_EXPERTS = {
@@ -212,32 +205,6 @@ def serve_deploy_file(cluster: LocalCluster, path: Path, env: dict[str, str] | N
         raise RuntimeError(f"serve deploy failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
-CPU_SERVE_FILE = REPO_ROOT / "deploy" / "serve.cpu.yaml"
-
-
-def port_is_free(port: int, host: str = "0.0.0.0") -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def shipped_cpu_config(folder: Path) -> tuple[Path, int]:
-    """deploy/serve.cpu.yaml itself, and its HTTP port; when that port is taken on this machine, a copy in
-    `folder` that differs in http_options.port only (Serve configs take no port from the command line)."""
-    config = yaml.safe_load(CPU_SERVE_FILE.read_text())
-    port = int(config["http_options"]["port"])
-    if port_is_free(port):
-        return CPU_SERVE_FILE, port
-    port = free_port()
-    config["http_options"]["port"] = port
-    path = folder / "serve.cpu.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path, port
-
-
 def app_status(dashboard_url: str, app: str = "coe") -> str:
     try:
         apps = httpx.get(f"{dashboard_url}/api/serve/applications/", headers=auth_headers(),
@@ -258,25 +225,6 @@ def wait_running(dashboard_url: str, timeout_s: float, app: str = "coe") -> None
             raise RuntimeError(f"application {app!r} failed to deploy")
         time.sleep(1)
     raise TimeoutError(f"application {app!r} not RUNNING within {timeout_s:.0f} s (last: {status})")
-
-
-def replica_actors(dashboard_url: str, deployment: str, app: str = "coe") -> list[dict[str, Any]]:
-    """Alive Serve replica actors of one deployment: actor_id, name, node_id, pid."""
-    cls = f"ServeReplica:{app}:{deployment}"
-    return [{k: a.get(k) for k in ("actor_id", "name", "node_id", "pid")}
-            for a in state_list(dashboard_url, "actors") if a.get("class_name") == cls]
-
-
-def nodes_with(dashboard_url: str, resource: str) -> set[str]:
-    return {n["node_id"] for n in alive_nodes(dashboard_url) if n.get("resources_total", {}).get(resource)}
-
-
-def kill_actor(cluster: LocalCluster, name: str) -> None:
-    """ray.kill(no_restart=True) from a separate driver, so the caller's own Ray (if any) is untouched."""
-    code = ("import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); "
-            "ray.kill(ray.get_actor(sys.argv[2], namespace='serve'), no_restart=True)")
-    subprocess.run([sys.executable, "-c", code, cluster.gcs_address, name], env=cluster.env, check=True,
-                   capture_output=True, timeout=120)
 
 
 def serve_shutdown(cluster: LocalCluster, timeout_s: float = 120) -> None:

@@ -74,11 +74,11 @@ def _frontier(test: OutcomeTable, choices: dict[str, np.ndarray], hull: list[tup
     return sorted(points, key=lambda p: (p["budget"] is None, p["budget"] or 0.0))
 
 
-def _singles(test: OutcomeTable, several: bool) -> dict[str, Scored]:
+def _singles(test: OutcomeTable) -> dict[str, Scored]:
     return {name: score_choices(test, np.full(len(test), m)) for m, name in enumerate(test.model_names)}
 
 
-def _random(test: OutcomeTable, singles: dict[str, Scored], train_best: int, target_cost: float) -> Scored:
+def _random(test: OutcomeTable, train_best: int, target_cost: float) -> Scored:
     """Each prompt to the best training single with probability q, else to the cheapest model; cost matched."""
     cheap = int(np.argmin(test.costs))
     c_best, c_cheap = test.costs[train_best], test.costs[cheap]
@@ -90,14 +90,14 @@ def build_report(train: OutcomeTable, test: OutcomeTable, result: FoldResult, hu
                  ) -> dict[str, Any]:
     several = len(set(test.sources)) > 1
     key = "macro_accuracy" if several else "accuracy"
-    singles = _singles(test, several)
+    singles = _singles(test)
     hull = upper_hull([(s.avg_cost, s.primary) for s in singles.values()])
     best_name = max(singles, key=lambda n: (singles[n].primary, -singles[n].avg_cost))
     train_best = int(np.argmax(train.scores.mean(axis=0)))
     systems: dict[str, Scored] = dict(singles)
     systems["coe"] = score_choices(test, result.coe[TOP])
     systems["per_prompt"] = score_choices(test, result.per_prompt[TOP])
-    systems["random"] = _random(test, singles, train_best, systems["per_prompt"].avg_cost)
+    systems["random"] = _random(test, train_best, systems["per_prompt"].avg_cost)
     systems["oracle_category"] = score_choices(test, category_oracle(test))
     systems["oracle_prompt"] = score_choices(test, prompt_oracle(test))
     frontier = {"coe": _frontier(test, result.coe, hull, several),

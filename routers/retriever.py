@@ -41,14 +41,6 @@ class PilotRouter:
     def experts(self) -> list[str]:
         return list(self.pilots)
 
-    def with_expert(self, name: str, pilots: np.ndarray) -> PilotRouter:
-        """A router that also knows `name`; every other expert keeps its pilots unchanged."""
-        if name in self.pilots:
-            raise ValueError(f"expert {name!r} already has pilots")
-        router = PilotRouter({**self.pilots, name: pilots}, self.rule, self.encoder)
-        router.pilots.update(self.pilots)  # the very same arrays, not re-normalised copies
-        return router
-
     def scores(self, emb: np.ndarray, rule: Rule | None = None) -> np.ndarray:
         """[n, experts] similarity under the rule (mean or max cosine to each expert's pilots)."""
         emb = _normalise(np.asarray(emb, dtype=np.float32))

@@ -60,7 +60,7 @@ def output_folder(args: argparse.Namespace) -> str:
 def run_glider(args: argparse.Namespace) -> int:
     out = output_folder(args)
     if args.token:
-        from experts.llm.gate_training import GateTrainConfig
+        from experts.train.llm_gates import GateTrainConfig
         from routers.train.moerging import build_moerging
 
         gate_cfg = GateTrainConfig(**({} if args.steps is None else {"steps": args.steps}))
@@ -77,7 +77,7 @@ def run_glider(args: argparse.Namespace) -> int:
 
 
 def run_lora_expert(args: argparse.Namespace) -> int:
-    from experts.llm.lora_experts import LoraExpertTrainConfig
+    from experts.train.llm_lora import LoraExpertTrainConfig
     from routers.train.moerging import build_lora_expert
 
     out = args.out or f"artifacts/lora-experts/{args.task}"

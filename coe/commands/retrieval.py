@@ -87,7 +87,7 @@ def run_index(args: argparse.Namespace) -> int:
 
 
 def run_train_expert(args: argparse.Namespace) -> int:
-    from experts.embed.train_lora import LoraTrainConfig
+    from experts.train.embed_lora import LoraTrainConfig
     from routers.train.retriever import (
         EXPERT_RECIPE,
         MULTITASK_RECIPE,

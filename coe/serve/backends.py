@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from collections.abc import Callable
+from typing import cast
 
 from coe.config import ExpertConfig
-from experts.llm.base import LLMBackend
+from experts.llm.base import BackendOptions, LLMBackend
 
 
 def resolve_model_ref(ref: str) -> str:
@@ -17,7 +19,27 @@ def resolve_model_ref(ref: str) -> str:
     return ref
 
 
+def backend_options(cfg: ExpertConfig, device: str = "cpu") -> BackendOptions:
+    """The part of an expert's config a local backend runs by, built once here."""
+    return BackendOptions(dtype=cfg.dtype, chat_template=cfg.chat_template, context_length=cfg.context_length,
+                          device=device)
+
+
+def backend_factory(ref: str) -> Callable[[ExpertConfig], LLMBackend]:
+    """`package.module:factory` → the callable; a clear error naming the reference when it cannot be imported."""
+    module_name, _, attr = ref.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ValueError(f"backend {ref!r} cannot be loaded: {err}") from err
+    if not callable(factory):
+        raise ValueError(f"backend {ref!r} is not callable")
+    return cast(Callable[[ExpertConfig], LLMBackend], factory)
+
+
 def build_backend(cfg: ExpertConfig, device: str = "cpu") -> LLMBackend:
+    if ":" in cfg.backend:
+        return backend_factory(cfg.backend)(cfg)
     path = resolve_model_ref(cfg.model)
     if cfg.backend == "vllm":
         from experts.llm.vllm_backend import VLLMBackend
@@ -31,12 +53,10 @@ def build_backend(cfg: ExpertConfig, device: str = "cpu") -> LLMBackend:
         )
     from experts.llm.transformers_backend import TransformersBackend
 
-    common: dict[str, Any] = dict(
-        dtype=cfg.dtype, chat_template=cfg.chat_template, device=device, context_length=cfg.context_length,
-        fail_on_purpose=cfg.fail_on_purpose, fail_while_file=cfg.fail_while_file)
+    options = backend_options(cfg, device)
     if cfg.moerging is not None:
         from experts.llm.moerging_backend import MoErgingBackend
 
         m = cfg.moerging
-        return MoErgingBackend(cfg.name, path, artifact=str(m.artifact), alpha=m.alpha, top_k=m.top_k, **common)
-    return TransformersBackend(cfg.name, path, **common)
+        return MoErgingBackend(cfg.name, path, options, artifact=str(m.artifact), alpha=m.alpha, top_k=m.top_k)
+    return TransformersBackend(cfg.name, path, options)

@@ -22,7 +22,6 @@ class GatewayMetrics:
                                        buckets=LATENCY_BUCKETS, registry=self.registry)
         self.tokens = Counter("coe_tokens_total", "Tokens by expert and kind (prompt, completion)",
                               ["expert", "kind"], registry=self.registry)
-        self.extra_collectors: list = []
 
     def render(self, memory: dict[str, dict] | None = None) -> bytes:
         """The gateway's own metrics, plus the memory tiers of every pool (snapshots fetched at scrape)."""

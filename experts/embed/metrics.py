@@ -20,11 +20,6 @@ def per_query(run: Run, qrels: Qrels, metric: str = "ndcg10") -> dict[str, float
     return {q: float(results[q][measure]) for q in qrels}
 
 
-def mean_metric(run: Run, qrels: Qrels, metric: str = "ndcg10") -> float:
-    values = per_query(run, qrels, metric)
-    return sum(values.values()) / len(values) if values else 0.0
-
-
 def run_from_ranking(query_ids: list[str], ids: list[list[str]], scores) -> Run:  # noqa: ANN001
     """A pytrec_eval run from ranked ids and their scores (rows aligned with `query_ids`)."""
     return {q: {d: float(s) for d, s in zip(row, srow, strict=False)}

@@ -48,6 +48,17 @@ class Chunk:
     routing_trace: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class BackendOptions:
+    """How a local backend runs its model. coe builds it once from the expert's config (coe/serve/backends.py);
+    the config's defaults are these, so the two cannot disagree."""
+
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "bfloat16"
+    chat_template: bool = True  # False for base models: messages become a completion prompt
+    context_length: int = 2048
+    device: str = "cpu"
+
+
 @dataclass
 class BackendInfo:
     name: str

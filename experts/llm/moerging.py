@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
@@ -94,14 +93,6 @@ class MoErgingLinear(nn.Module):
         low = torch.einsum("btd,brd->btr", h, self.lora_A[rows])
         delta = torch.einsum("btr,bor->bto", low, self.lora_B[rows])
         return self.base(h) + (gate * self.scaling[rows][:, None]).unsqueeze(-1) * delta
-
-
-def lora_from_peft(module: Any, adapter: str = "default") -> tuple[nn.Linear, LoRAWeights]:
-    """The base linear and one adapter's LoRA weights out of a peft `LoraLayer` (for building experts)."""
-    base = module.get_base_layer()
-    a = module.lora_A[adapter].weight.detach()
-    b = module.lora_B[adapter].weight.detach()
-    return base, LoRAWeights(a, b, float(module.scaling[adapter]))
 
 
 def routing_trace(modules: dict[str, MoErgingLinear]) -> dict[str, list[float]]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from experts.llm.base import Chunk, GenerationRequest, Tier
+from experts.llm.base import BackendOptions, Chunk, GenerationRequest, Tier
 from experts.llm.moerging_model import MoErgingModel, load_experts, load_gates, resolve_path
 from experts.llm.transformers_backend import TransformersBackend
 
@@ -28,9 +28,9 @@ def request_text(request: GenerationRequest) -> str:
 class MoErgingBackend(TransformersBackend):
     """TransformersBackend whose model is a MoErgingModel while it is device-resident."""
 
-    def __init__(self, name: str, model_path: str, *, artifact: str, alpha: float | None = None,
-                 top_k: int | None = None, encoder: Any = None, **kwargs: Any) -> None:
-        super().__init__(name, model_path, **kwargs)
+    def __init__(self, name: str, model_path: str, options: BackendOptions = BackendOptions(), *, artifact: str,
+                 alpha: float | None = None, top_k: int | None = None, encoder: Any = None) -> None:
+        super().__init__(name, model_path, options)
         self.gates = load_gates(resolve_path(artifact))
         self.lora_experts = load_experts(self.gates.expert_paths)
         self.alpha = float(self.gates.meta.get("alpha", 10.0) if alpha is None else alpha)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from typing import Any, Literal
 from experts.llm.base import (
     BackendError,
     BackendInfo,
+    BackendOptions,
     Chunk,
     GenerationRequest,
     Tier,
@@ -44,26 +44,13 @@ class _Cancelled(Exception):
 class TransformersBackend:
     """One expert on plain transformers; generation runs in a worker thread, one request at a time."""
 
-    def __init__(
-        self,
-        name: str,
-        model_path: str,
-        *,
-        dtype: str = "bfloat16",
-        chat_template: bool = True,
-        device: str = "cpu",
-        context_length: int = 2048,
-        fail_on_purpose: bool = False,
-        fail_while_file: str | None = None,
-    ) -> None:
+    def __init__(self, name: str, model_path: str, options: BackendOptions = BackendOptions()) -> None:
         self.name = name
         self.model_path = model_path
-        self.dtype = _DTYPES[dtype]
-        self.chat_template = chat_template
-        self.device = device
-        self.context_length = context_length
-        self.fail_on_purpose = fail_on_purpose
-        self.fail_while_file = fail_while_file
+        self.dtype = _DTYPES[options.dtype]
+        self.chat_template = options.chat_template
+        self.device = options.device
+        self.context_length = options.context_length
         self.info = BackendInfo(name=name, backend="transformers", model=model_path,
                                 nbytes=weights_nbytes(model_path))
         self._model: Any = None
@@ -166,10 +153,6 @@ class TransformersBackend:
 
     # ---- generation ----------------------------------------------------------
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        if self.fail_on_purpose:
-            raise BackendError(f"expert {self.name!r} is configured to fail (fail_on_purpose)")
-        if self.fail_while_file and os.path.exists(self.fail_while_file):
-            raise BackendError(f"expert {self.name!r} is configured to fail while {self.fail_while_file} exists")
         async with self._lock:
             self._require_model()
             queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -19,6 +19,7 @@ from experts.lora.artifact import load_any_expert
 from experts.lora.batcher import MixedBatcher, Sampling
 from experts.lora.runtime import BatchRow, MultiLoraModel
 from experts.lora.store import AdapterStore
+from experts.memory.defaults import ACQUIRE_TIMEOUT_S
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ class LoraGroupOptions:
     max_lora_rank: int | None = None  # None: the largest rank among the adapters
     max_batch: int = 16
     batch_window_s: float = 0.005
-    acquire_timeout_s: float = 60.0
+    acquire_timeout_s: float = ACQUIRE_TIMEOUT_S
     policy: str = "lru"
 
 

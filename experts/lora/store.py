@@ -20,6 +20,7 @@ from experts.llm.lora_experts import LoraExpert
 from experts.lora.artifact import load_any_expert
 from experts.lora.runtime import HostCopy, MultiLoraModel
 from experts.memory import TierBudgets, TierManager, make_policy
+from experts.memory.defaults import ACQUIRE_TIMEOUT_S
 from experts.memory.movable import Tier
 
 
@@ -95,8 +96,8 @@ class AdapterHandle:
 class AdapterStore:
     """The adapters of one base model: registration, pinned acquires (yielding the slot) and prefetch."""
 
-    def __init__(self, runtime: MultiLoraModel, host_adapters: int | None = None, acquire_timeout_s: float = 60.0,
-                 policy: str = "lru") -> None:
+    def __init__(self, runtime: MultiLoraModel, host_adapters: int | None = None,
+                 acquire_timeout_s: float = ACQUIRE_TIMEOUT_S, policy: str = "lru") -> None:
         self.runtime = runtime
         self.slot_bytes = sum((layer.base.in_features + layer.base.out_features) * runtime.rank
                               for layer in runtime.layers.values()) * runtime.dtype.itemsize

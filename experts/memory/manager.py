@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from experts.memory.bandwidth import BandwidthMeter
+from experts.memory.defaults import ACQUIRE_TIMEOUT_S
 from experts.memory.errors import MemoryBusyError
 from experts.memory.metrics import MemoryMetrics
 from experts.memory.movable import TIERS, Movable, Tier, is_up, move_kind, tier_above, tier_below
@@ -32,7 +33,7 @@ class TierBudgets:
 
     device: int | None = None
     host: int | None = None
-    acquire_timeout_s: float = 30.0
+    acquire_timeout_s: float = ACQUIRE_TIMEOUT_S
 
     def of(self, tier: Tier) -> int | None:
         return self.device if tier == "device" else self.host if tier == "host" else None

@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Generic, Literal, TypeVar
 
+from experts.memory.defaults import MAX_SKIPS, MAX_WAIT_S
 from experts.memory.errors import QueueFullError
 
 T = TypeVar("T")
@@ -35,8 +36,8 @@ class Queued(Generic[T]):
 class ExpertQueues(Generic[T]):
     """Per-expert FIFO queues and the choice of which request runs next (pure: the caller owns the clock)."""
 
-    def __init__(self, mode: Mode = "affinity", max_queue: int = 64, max_skips: int | None = 32,
-                 max_wait_s: float | None = None) -> None:
+    def __init__(self, mode: Mode = "affinity", max_queue: int = 64, max_skips: int | None = MAX_SKIPS,
+                 max_wait_s: float | None = MAX_WAIT_S) -> None:
         if mode not in ("affinity", "fifo"):
             raise ValueError(f"unknown scheduling mode {mode!r} (affinity, fifo)")
         if max_queue < 1:

@@ -117,11 +117,13 @@ def transformers_factory(device: str = "cpu", dtype: str = "bfloat16") -> Backen
     """The default factory: each registry model in the transformers backend, started."""
 
     async def make(name: str, spec: ExpertSpec) -> LLMBackend:
+        from experts.llm.base import BackendOptions
         from experts.llm.registry_models import resolve_model  # type: ignore[import-not-found,unused-ignore]
         from experts.llm.transformers_backend import TransformersBackend
 
         path = resolve_model(spec.model)
-        backend = TransformersBackend(name, path, dtype=dtype, chat_template=spec.chat_template, device=device)
+        options = BackendOptions(dtype=dtype, chat_template=spec.chat_template, device=device)  # type: ignore[arg-type]
+        backend = TransformersBackend(name, path, options)
         await backend.start()
         return backend
 

@@ -49,10 +49,11 @@ class BackendWriter:
 
 def load_writer(writer_ref: str, prompt: str = WRITER_PROMPT) -> BackendWriter:
     """An instruction writer over a served expert model, started in-process in float32 (off any pool)."""
+    from experts.llm.base import BackendOptions
     from experts.llm.registry_models import resolve_model
     from experts.llm.transformers_backend import TransformersBackend
 
-    backend = TransformersBackend("glider-writer", resolve_model(writer_ref), dtype="float32")
+    backend = TransformersBackend("glider-writer", resolve_model(writer_ref), BackendOptions(dtype="float32"))
     run_coroutine(backend.start())
     return BackendWriter(backend, prompt=prompt)
 

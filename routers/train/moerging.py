@@ -1,7 +1,7 @@
 """Offline token-level GLIDER: LoRA experts on one base model, then their gates and task instructions.
 
-`coe train lora-expert TASK` trains one expert (experts/llm/lora_experts.py) on a task of experts/llm/tasks.py;
-`coe train glider --token` loads the experts, trains every gate with the LoRAs frozen (experts/llm/gate_training.py),
+`coe train lora-expert TASK` trains one expert (experts/train/llm_lora.py) on a task of experts/llm/tasks.py;
+`coe train glider --token` loads the experts, trains every gate with the LoRAs frozen (experts/train/llm_gates.py),
 has a served LLM write one instruction per expert from a few of its task's inputs, embeds them, and saves the
 `moerging-gates` artifact the MoErging backend serves.
 """
@@ -18,10 +18,10 @@ import numpy as np
 
 from experts.artifact_store import sha256_file
 from experts.llm import tasks
-from experts.llm.gate_training import GateTrainConfig, train_gates
-from experts.llm.lora_experts import LoraExpertTrainConfig, load_causal_lm, save_lora_expert, train_lora_expert
 from experts.llm.moerging_model import MoErgingModel, load_experts, save_gates
 from experts.paths import require_data
+from experts.train.llm_gates import GateTrainConfig, train_gates
+from experts.train.llm_lora import LoraExpertTrainConfig, load_causal_lm, save_lora_expert, train_lora_expert
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from experts.embed.beir import BeirSplit, load_split
 from experts.embed.index import CorpusIndex, load_or_build_index
 from experts.embed.metrics import per_query, run_from_ranking
 from experts.embed.query_encoder import ExpertQueryEncoder, encoder_id
-from experts.embed.train_lora import LoraTrainConfig, TrainingSet, train_query_adapter
 from experts.paths import REPO_ROOT, cache_dir, data_dir
+from experts.train.embed_lora import LoraTrainConfig, TrainingSet, train_query_adapter
 from routers.retriever import PilotRouter
 
 log = logging.getLogger(__name__)

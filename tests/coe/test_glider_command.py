@@ -49,7 +49,7 @@ def test_speed_only_updates_the_speed_keys_of_an_existing_report(tmp_path):
 
 
 def test_lora_expert_command_trains_with_the_recipe_unless_a_flag_overrides_it(parser, monkeypatch):
-    from experts.llm.lora_experts import LoraExpertTrainConfig
+    from experts.train.llm_lora import LoraExpertTrainConfig
     from routers.train import moerging
 
     seen = []

@@ -12,21 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from cluster_checks import CPU_SERVE_FILE, kill_actor, nodes_with, replica_actors, shipped_cpu_config, wait_http
 
 from coe.api.auth import new_key
-from eval.local_cluster import (
-    CPU_SERVE_FILE,
-    NodeSpec,
-    kill_actor,
-    nodes_with,
-    replica_actors,
-    serve_deploy,
-    serve_deploy_file,
-    shipped_cpu_config,
-    start_cluster,
-    wait_http,
-    wait_running,
-)
+from eval.local_cluster import NodeSpec, serve_deploy, serve_deploy_file, start_cluster, wait_running
 
 pytestmark = pytest.mark.slow
 

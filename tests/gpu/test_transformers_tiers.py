@@ -25,14 +25,14 @@ def model_dir(tmp_path_factory):
 
 @pytest.mark.asyncio
 async def test_device_host_disk_round_trip_on_gpu(model_dir):
-    from experts.llm.base import GenerationRequest, Message
+    from experts.llm.base import BackendOptions, GenerationRequest, Message
     from experts.llm.transformers_backend import TransformersBackend
 
     async def answer(b):
         req = GenerationRequest(messages=(Message("user", "hello"),), max_tokens=8)
         return "".join([c.text async for c in b.generate(req)])
 
-    b = TransformersBackend("gpu-llama", model_dir, device="cuda")
+    b = TransformersBackend("gpu-llama", model_dir, BackendOptions(device="cuda"))
     await b.start()
     before = await answer(b)
     on_device = torch.cuda.memory_allocated()

@@ -46,17 +46,6 @@ def test_mean_and_nearest_differ_where_they_should() -> None:
     np.testing.assert_allclose(router.scores(q, "nearest"), [[1.0, 0.8]], atol=1e-6)
 
 
-def test_adding_an_expert_keeps_every_other_experts_pilots() -> None:
-    pilots, queries, _ = clusters()
-    old = PilotRouter({k: pilots[k] for k in ("bio", "aero")})
-    new = old.with_expert("lib", pilots["lib"])
-    for name in ("bio", "aero"):
-        np.testing.assert_array_equal(new.pilots[name], old.pilots[name])
-    assert new.experts == ["bio", "aero", "lib"]
-    with pytest.raises(ValueError, match="already has pilots"):
-        new.with_expert("lib", pilots["lib"])
-
-
 def test_route_uses_the_passed_encoder() -> None:
     class Fixed:
         def encode(self, texts: list[str]) -> np.ndarray:

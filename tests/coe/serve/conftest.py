@@ -1,8 +1,9 @@
 """A second Serve app for reliability tests, beside the default one (one Ray per pytest process).
 
 It shares the session's Ray and HTTP proxy (route prefix /rel) and has auth on, a rate limit, and experts
-made to misbehave: `broken` (fail_on_purpose), `flaky` (fails while a switch file exists), `slow` (a 1.5 s timeout) and
-a `general` fallback with a tiny queue. All are SmolLM2-135M, the fastest embedded model.
+made to misbehave: `broken` (always fails), `flaky` (fails while a switch file exists), both through the test-only
+backends of failing_backend.py, `slow` (a 1.5 s timeout) and a `general` fallback with a tiny queue. All are
+SmolLM2-135M, the fastest embedded model.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from coe.api.auth import format_entry, make_entry, new_key
 
 SMOL = "registry:smollm2-135m-instruct"
 ROOT = Path(__file__).resolve().parents[3]
+FAILING = "tests.coe.serve.failing_backend"
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,9 @@ def rel_config(artifact, keys_file, flaky_switch):
         "experts": [
             {"name": "general", "model": SMOL, "pool": "rel-a", "resources": small, "default_max_tokens": 16,
              "max_ongoing_requests": 1, "max_queued_requests": 2},
-            {"name": "broken", "model": SMOL, "pool": "rel-b", "resources": small, "fail_on_purpose": True},
-            {"name": "flaky", "model": SMOL, "pool": "rel-b", "fail_while_file": str(flaky_switch)},
+            {"name": "broken", "model": SMOL, "pool": "rel-b", "resources": small, "backend": f"{FAILING}:broken"},
+            {"name": "flaky", "model": SMOL, "pool": "rel-b", "backend": f"{FAILING}:flaky",
+             "backend_options": {"switch_file": str(flaky_switch)}},
             {"name": "slow", "model": SMOL, "pool": "rel-b", "timeout_s": 1.5},
         ],
         # The two categories the tests route through are pinned, so the learned map can change without them.

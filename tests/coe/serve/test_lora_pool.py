@@ -10,7 +10,7 @@ import pytest
 from coe.config import ConfigError, parse_config
 from coe.serve.expert_pool import ExpertPool
 from experts.llm.base import BackendError
-from experts.llm.lora_experts import LoraExpertTrainConfig, save_lora_expert
+from experts.train.llm_lora import LoraExpertTrainConfig, save_lora_expert
 
 ROOT = Path(__file__).resolve().parents[3]
 SMOL = "registry:smollm2-135m-instruct"

@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-TRAINING = ("routers.train", "eval", "experts.embed.train_lora", "experts.embed.pseudo_queries",
-            "experts.llm.gate_training")
+TRAINING = ("routers.train", "experts.train", "eval")
 
 SERVE_EVERYTHING = """
 import json, sys

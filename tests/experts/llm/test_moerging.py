@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from experts.llm.moerging import LoRAWeights, MoErgingLinear, lora_from_peft, routing_trace
+from experts.llm.moerging import LoRAWeights, MoErgingLinear, routing_trace
 
 
 class Tiny(nn.Module):
@@ -18,6 +19,14 @@ class Tiny(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
+
+
+def lora_from_peft(module: Any, adapter: str = "default") -> tuple[nn.Linear, LoRAWeights]:
+    """The base linear and one adapter's LoRA weights out of a peft `LoraLayer` (the tests' oracle)."""
+    base = module.get_base_layer()
+    a = module.lora_A[adapter].weight.detach()
+    b = module.lora_B[adapter].weight.detach()
+    return base, LoRAWeights(a, b, float(module.scaling[adapter]))
 
 
 def test_one_expert_equals_peft_lora_forward():

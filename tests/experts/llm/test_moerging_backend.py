@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from lora_helpers import random_peft
 
-from experts.llm.base import GenerationRequest, Message
-from experts.llm.lora_experts import LoraExpertTrainConfig, load_causal_lm, lora_state, save_lora_expert
+from experts.llm.base import BackendOptions, GenerationRequest, Message
 from experts.llm.moerging_backend import MoErgingBackend, request_text
 from experts.llm.moerging_model import load_experts, save_gates
+from experts.train.llm_lora import LoraExpertTrainConfig, load_causal_lm, lora_state, save_lora_expert
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,8 @@ async def complete(backend: MoErgingBackend, req: GenerationRequest):
 
 
 def test_generation_returns_the_routing_trace_and_survives_tier_moves(smollm2_path, gates_artifact):
-    backend = MoErgingBackend("glider", smollm2_path, artifact=str(gates_artifact), dtype="float32")
+    backend = MoErgingBackend("glider", smollm2_path, BackendOptions(dtype="float32"),
+                              artifact=str(gates_artifact))
     assert backend.alpha == 5.0 and backend.top_k == 2  # the artifact's defaults
 
     async def scenario():

@@ -102,26 +102,3 @@ async def test_a_reload_from_disk_reads_the_files_itself_into_one_buffer_and_kee
     await backend.to("device")
     after, _ = await collect(backend, ask("Name a fruit.", max_tokens=8))
     assert after == before
-
-
-@pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
-async def test_fail_on_purpose_raises(smollm2_path):
-    b = TransformersBackend("broken", smollm2_path, fail_on_purpose=True)
-    with pytest.raises(BackendError, match="configured to fail"):
-        await collect(b, ask("hi", max_tokens=2))
-
-
-@pytest.mark.slow
-@pytest.mark.asyncio(loop_scope="module")
-async def test_fail_while_file_exists_then_recovers(smollm2_path, tmp_path):
-    switch = tmp_path / "fail"
-    b = TransformersBackend("flaky", smollm2_path, fail_while_file=str(switch))
-    await b.start()
-    switch.touch()
-    with pytest.raises(BackendError, match="while .* exists"):
-        await collect(b, ask("hi", max_tokens=2))
-    switch.unlink()
-    text, _ = await collect(b, ask("hi", max_tokens=2))
-    assert text
-    await b.to("disk")

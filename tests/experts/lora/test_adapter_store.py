@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from experts.llm.lora_experts import LoraExpertTrainConfig, save_lora_expert
 from experts.lora.artifact import compress_expert
 from experts.lora.runtime import MultiLoraModel
 from experts.lora.store import AdapterStore, UnknownAdapter
+from experts.train.llm_lora import LoraExpertTrainConfig, save_lora_expert
 
 
 def tiny_llama():

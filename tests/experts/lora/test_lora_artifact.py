@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from experts.embed.adapters import AdapterError
-from experts.llm.lora_experts import LoraExpertTrainConfig, load_lora_expert, save_lora_expert
+from experts.llm.lora_experts import load_lora_expert
 from experts.lora.artifact import compress_expert, load_any_expert
 from experts.lora.compeft import compress_matrix, decompress_matrix
+from experts.train.llm_lora import LoraExpertTrainConfig, save_lora_expert
 
 
 @pytest.fixture

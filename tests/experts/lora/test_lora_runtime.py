@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from experts.llm.lora_experts import LoraExpert, lora_state
+from experts.llm.lora_experts import LoraExpert
 from experts.lora.runtime import AdapterMismatch, BatchRow, MultiLoraModel
+from experts.train.llm_lora import lora_state
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from experts.llm.lora_experts import default_lora
+from experts.train.llm_lora import default_lora
 
 
 def random_peft(model: Any, seed: int, std: float = 0.02) -> Any:

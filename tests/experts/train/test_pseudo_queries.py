@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from experts.embed.beir import Document
-from experts.embed.pseudo_queries import pseudo_queries, pseudo_query
+from experts.train.pseudo_queries import pseudo_queries, pseudo_query
 
 BODY = "the lift of a swept wing was measured in a slipstream at three propeller speeds and two angles of attack"
 

@@ -10,20 +10,19 @@ import torch
 from lora_helpers import random_peft
 
 from experts.embed.adapters import AdapterError
-from experts.llm.gate_training import GateTrainConfig, train_gates
-from experts.llm.lora_experts import (
-    LoraExpert,
+from experts.llm.lora_experts import LoraExpert, load_lora_expert
+from experts.llm.moerging_model import MoErgingModel, load_gates, save_gates
+from experts.llm.tasks import Example
+from experts.train.llm_gates import GateTrainConfig, train_gates
+from experts.train.llm_lora import (
     LoraExpertTrainConfig,
     default_lora,
     encode_examples,
     load_causal_lm,
-    load_lora_expert,
     lora_state,
     save_lora_expert,
     train_lora_expert,
 )
-from experts.llm.moerging_model import MoErgingModel, load_gates, save_gates
-from experts.llm.tasks import Example
 
 DATA = [Example("Text: lift of a swept wing at high speed\nTitle:", " swept wing lift"),
         Example("Text: catalogue use in a public library\nTitle:", " library catalogues"),

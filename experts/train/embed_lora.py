@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from experts.embed.adapters import LoraSpec
 from experts.embed.beir import BeirSplit
 from experts.embed.index import CorpusIndex
-from experts.embed.pseudo_queries import pseudo_queries
 from experts.embed.query_encoder import ExpertQueryEncoder
+from experts.train.pseudo_queries import pseudo_queries
 
 log = logging.getLogger(__name__)
 

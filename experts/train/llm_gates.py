@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from experts.llm.lora_experts import encode_examples
 from experts.llm.moerging_model import MoErgingModel
 from experts.llm.tasks import Example
+from experts.train.llm_lora import encode_examples
 
 
 class GateTrainConfig(BaseModel):

@@ -11,7 +11,7 @@ import pytest
 from experts.embed.beir import load_split
 from experts.embed.index import load_or_build_index
 from experts.embed.query_encoder import ExpertQueryEncoder, encoder_id
-from experts.embed.train_lora import LoraTrainConfig, TrainingSet, train_query_adapter
+from experts.train.embed_lora import LoraTrainConfig, TrainingSet, train_query_adapter
 from tests.experts.embed.conftest import _write_dataset
 
 pytestmark = pytest.mark.slow  # real MiniLM, ~40 optimizer steps on a 2-core box
