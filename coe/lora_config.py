@@ -62,7 +62,13 @@ def resolve_lora_bases(experts: list[ExpertConfig]) -> None:
 
 def vllm_lora_engine_args(loras: list[ExpertConfig], max_loras: int,
                           max_cpu_loras: int | None, max_lora_rank: int | None) -> dict[str, Any]:
-    """The vLLM engine arguments of a base that serves LoRA experts (validated as config; run where a GPU is)."""
+    """The vLLM engine arguments of a base that serves LoRA experts (experts/lora/vllm_group.py starts them);
+    a max_lora_rank vLLM would refuse is a ValueError naming the base."""
+    from experts.lora.vllm_group import VLLM_LORA_RANKS
+
+    if max_lora_rank is not None and max_lora_rank not in VLLM_LORA_RANKS:
+        raise ValueError(f"LoRA experts of {base.name!r} on vLLM: memory.adapters.max_lora_rank {max_lora_rank} "
+                         f"is not one vLLM accepts {VLLM_LORA_RANKS}")
     args: dict[str, Any] = {"enable_lora": True, "max_loras": min(max_loras, max(1, len(loras)))}
     if max_cpu_loras is not None:
         args["max_cpu_loras"] = max(max_cpu_loras, args["max_loras"])

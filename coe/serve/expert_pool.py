@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -47,9 +46,7 @@ class ExpertPool:
         self.backends: dict[str, LLMBackend] = {n: self.lora.get(n) or build_backend(c)  # type: ignore[misc]
                                                 for n, c in self.configs.items()}
         for group in self.lora_groups:
-            await asyncio.to_thread(group.start)
-            assert group.store is not None
-            await group.store.warm()
+            await group.open()
         for name in self.lora:
             await self.backends[name].start()
         self.stats = GenerationStats()

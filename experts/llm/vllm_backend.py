@@ -1,4 +1,8 @@
-"""The vLLM backend: one expert on vLLM's async engine, streaming deltas; tiers are vLLM sleep levels."""
+"""The vLLM backend: one expert on vLLM's async engine, streaming deltas; tiers are vLLM sleep levels.
+
+LoRA experts share their base's engine (experts/lora/vllm_group.py): `stream(request, lora_request)` is the one
+generation path, with or without an adapter.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Tier, completion_prompt
 from experts.llm.safetensors_stats import safetensors_stats
@@ -54,6 +58,12 @@ class VLLMBackend:
         self._sleepable = False
         self._tier: Tier = "disk"
         self._lock = asyncio.Lock()
+
+    def add_engine_args(self, args: dict[str, Any]) -> None:
+        """More engine arguments (a LoRA group's enable_lora, max_loras, ...); only before the engine starts."""
+        if self._engine is not None:
+            raise BackendError(f"expert {self.name!r}: engine arguments are fixed once the engine has started")
+        self._engine_kwargs["extra_engine_args"].update(args)
 
     # ---- lifecycle and tiers -------------------------------------------------
     @property
@@ -144,8 +154,14 @@ class VLLMBackend:
         return list(tok.encode(completion_prompt(request.messages), add_special_tokens=True))
 
     # ---- generation ----------------------------------------------------------
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         """Stream text deltas; leaving the loop early (or cancelling) aborts the request in the engine."""
+        return self.stream(request)
+
+    async def stream(self, request: GenerationRequest, lora_request: Any = None,
+                     label: str | None = None) -> AsyncIterator[Chunk]:
+        """`generate`, with an optional `vllm.lora.request.LoRARequest` (a LoRA expert on this engine); `label`
+        names the expert in errors and request ids."""
         from vllm import SamplingParams
         from vllm.sampling_params import RequestOutputKind
 
@@ -155,8 +171,10 @@ class VLLMBackend:
             max_tokens=request.max_tokens, temperature=request.temperature, top_p=request.top_p,
             stop=list(request.stop) or None, seed=request.seed, output_kind=RequestOutputKind.DELTA,
         )
-        request_id = f"{self.name}-{uuid.uuid4().hex}"
-        stream = engine.generate({"prompt_token_ids": ids}, params, request_id)
+        name = label or self.name
+        request_id = f"{name}-{uuid.uuid4().hex}"
+        extra = {"lora_request": lora_request} if lora_request is not None else {}
+        stream = engine.generate({"prompt_token_ids": ids}, params, request_id, **extra)
         finished, completion_tokens = False, 0
         try:
             async for out in stream:
@@ -164,7 +182,7 @@ class VLLMBackend:
                 completion_tokens += len(seq.token_ids)
                 finished = out.finished
                 if finished:
-                    reason = "length" if seq.finish_reason == "length" else "stop"
+                    reason: Literal["stop", "length"] = "length" if seq.finish_reason == "length" else "stop"
                     yield Chunk(text=seq.text, finish_reason=reason, prompt_tokens=len(ids),
                                 completion_tokens=completion_tokens)
                 elif seq.text:
@@ -172,7 +190,7 @@ class VLLMBackend:
         except (BackendError, asyncio.CancelledError, GeneratorExit):
             raise
         except Exception as err:
-            raise BackendError(f"expert {self.name!r} failed: {type(err).__name__}: {err}") from err
+            raise BackendError(f"expert {name!r} failed: {type(err).__name__}: {err}") from err
         finally:
             if not finished:
                 await engine.abort(request_id)

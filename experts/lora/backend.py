@@ -3,18 +3,20 @@
 The group loads the base, checks every adapter against it at start-up (errors name the expert), puts the
 adapters through the tiers (experts/lora/store.py) and batches their requests together (experts/lora/batcher.py).
 A base that is itself a configured expert is served by the same group on slot 0, so it is loaded once.
-Streaming returns the completion as one delta: a mixed batch finishes its rows together.
+Streaming yields text as the batch decodes it (a step sink per row, experts/lora/batcher.py), holding back a tail
+that could still become a stop string or an unfinished character, so the streamed text is the non-streamed text.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Tier, completion_prompt
+from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Tier, apply_stop, completion_prompt
 from experts.lora.artifact import load_any_expert
 from experts.lora.batcher import MixedBatcher, Sampling
 from experts.lora.runtime import BatchRow, MultiLoraModel
@@ -84,6 +86,12 @@ class LoraGroup:
         self.batcher = MixedBatcher(self.runtime, self.options.max_batch, self.options.batch_window_s)
         log.info("LoRA group ready", extra={"base": self.base_path, "adapters": len(experts), "slots": slots})
 
+    async def open(self) -> None:
+        """start() off the event loop, then every adapter as far up the tiers as the budgets allow."""
+        await asyncio.to_thread(self.start)
+        assert self.store is not None
+        await self.store.warm()
+
     def render(self, request: GenerationRequest) -> list[int]:
         tok = self.tokenizer
         if self.chat_template and getattr(tok, "chat_template", None):
@@ -133,15 +141,53 @@ class LoraExpertBackend:
         ids = group.render(request)
         sampling = Sampling(request.temperature if request.samples else 0.0, request.top_p, request.seed)
         if self.adapter is None:
-            result = await group.batcher.submit(BatchRow(0, ids, request.max_tokens, request.stop), sampling)
-        else:
-            async with group.store.acquire(self.adapter) as slot:
-                result = await group.batcher.submit(BatchRow(slot, ids, request.max_tokens, request.stop), sampling)
+            async for chunk in self._decode(BatchRow(0, ids, request.max_tokens, request.stop), sampling):
+                yield chunk
+            return
+        async with group.store.acquire(self.adapter) as slot:
+            async for chunk in self._decode(BatchRow(slot, ids, request.max_tokens, request.stop), sampling):
+                yield chunk
+
+    async def _decode(self, row: BatchRow, sampling: Sampling) -> AsyncIterator[Chunk]:
+        """Deltas of the row's text after each decoding step, then the rest of the final text and the usage."""
+        assert self.group.batcher is not None
+        steps: asyncio.Queue[list[int]] = asyncio.Queue()
+        job = asyncio.ensure_future(self.group.batcher.submit(row, sampling, sink=steps.put_nowait))
+        sent = ""
+        try:
+            while not job.done():
+                step = asyncio.ensure_future(steps.get())
+                await asyncio.wait({job, step}, return_when=asyncio.FIRST_COMPLETED)
+                if not step.done():
+                    step.cancel()
+                    continue
+                text = streamable(self.group.tokenizer.decode(step.result(), skip_special_tokens=True), row.stop)
+                if len(text) > len(sent) and text.startswith(sent):
+                    yield Chunk(text=text[len(sent):])
+                    sent = text
+            result = job.result()
+        finally:
+            if not job.done():
+                job.cancel()
         finish: Literal["stop", "length"] = "stop" if result.finish_reason == "stop" else "length"
-        if result.text:
-            yield Chunk(text=result.text)
+        if not result.text.startswith(sent):  # cannot happen with the hold-back; say so rather than garble
+            raise BackendError(f"expert {self.name!r}: streamed text {sent!r} is not a prefix of the result")
+        if len(result.text) > len(sent):
+            yield Chunk(text=result.text[len(sent):])
         yield Chunk(text="", finish_reason=finish, prompt_tokens=result.prompt_tokens,
                     completion_tokens=len(result.token_ids))
 
     async def loglikelihoods(self, prompt: str, continuations: list[str]) -> list[float]:
         raise BackendError(f"expert {self.name!r}: log-likelihood scoring is not served for LoRA experts")
+
+
+def streamable(text: str, stop: tuple[str, ...]) -> str:
+    """The part of a partial completion that is final: cut at a stop string; else without a trailing replacement
+    character (half a UTF-8 sequence), trailing whitespace (decoding may fold it into the next token, " ." → ".")
+    and a tail that is the start of a stop string."""
+    text, stopped = apply_stop(text, stop)
+    if stopped:
+        return text
+    text = text.rstrip("\ufffd").rstrip()
+    hold = max((n for s in stop for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+    return text[:len(text) - hold].rstrip()

@@ -2,13 +2,15 @@
 
 Static batches (Punica/S-LoRA without continuous batching): the first request waits `window_s` for company,
 then up to `max_batch` waiting requests with the same sampling settings decode together, each on its own slot.
-A request arriving mid-batch waits for the next one.
+A request arriving mid-batch waits for the next one. A request with a token sink sees its row's tokens after every
+decoding step (streaming); the sink runs on the event loop, not in the worker thread.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from experts.lora.runtime import BatchRow, MultiLoraModel, RowResult
@@ -26,6 +28,7 @@ class _Waiting:
     row: BatchRow
     sampling: Sampling
     future: asyncio.Future[RowResult] = field(repr=False)
+    sink: Callable[[list[int]], None] | None = field(default=None, repr=False)
 
 
 class MixedBatcher:
@@ -40,9 +43,11 @@ class MixedBatcher:
         self.batches = 0
         self.rows = 0
 
-    async def submit(self, row: BatchRow, sampling: Sampling = Sampling()) -> RowResult:
+    async def submit(self, row: BatchRow, sampling: Sampling = Sampling(),
+                     sink: Callable[[list[int]], None] | None = None) -> RowResult:
+        """The row's result once its batch finishes; `sink(ids)` gets its new token ids so far after each step."""
         future: asyncio.Future[RowResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(row, sampling, future))
+        self._queue.append(_Waiting(row, sampling, future, sink))
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return await future
@@ -58,9 +63,12 @@ class MixedBatcher:
                 self._queue.popleft()
             if not batch:
                 continue
+            sinks = {i: w.sink for i, w in enumerate(batch) if w.sink is not None}
+            on_step = _on_loop(asyncio.get_running_loop(), sinks)
             try:
                 results = await asyncio.to_thread(self.runtime.generate_batch, [w.row for w in batch],
-                                                  first.temperature, first.top_p, first.seed)
+                                                  first.temperature, first.top_p, first.seed,
+                                                  on_step if sinks else None, sorted(sinks))
             except Exception as err:  # every caller of the batch sees the failure
                 for w in batch:
                     if not w.future.done():
@@ -71,3 +79,12 @@ class MixedBatcher:
             for w, r in zip(batch, results, strict=True):
                 if not w.future.done():
                     w.future.set_result(r)
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop,
+             sinks: dict[int, Callable[[list[int]], None]]) -> Callable[[int, list[int]], None]:
+    """A step sink for the worker thread that hands each row's tokens to its sink on the event loop."""
+    def on_step(i: int, ids: list[int]) -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(sinks[i], ids)
+    return on_step

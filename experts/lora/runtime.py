@@ -3,12 +3,13 @@
 Adapters come and go through K device slots (`load_slot` / `evict_slot`); which adapter sits where is the adapter
 store's business (experts/lora/store.py). `generate_batch` decodes greedily (or samples with one setting for the
 whole batch) with left padding, each row on its own slot, and stops each row at its own max_tokens or stop string.
+A step sink sees each unfinished row's tokens after every decoding step, which is what streaming is built on.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from experts.llm.lora_experts import ALL_LINEAR, LoraExpert
 from experts.lora.slots import MultiLoraLinear, RowSlots
 
 HostCopy = dict[str, tuple[torch.Tensor, torch.Tensor]]
+StepSink = Callable[[int, list[int]], None]  # (row index, the row's new token ids so far), after every step
 
 
 class AdapterMismatch(ValueError):
@@ -112,8 +114,12 @@ class MultiLoraModel:
 
     # ---- generation ------------------------------------------------------------------------------------------
     def generate_batch(self, rows: Sequence[BatchRow], temperature: float = 0.0, top_p: float = 1.0,
-                       seed: int | None = None) -> list[RowResult]:
-        """One `generate` over every row (left-padded), each on its slot; greedy unless temperature > 0."""
+                       seed: int | None = None, on_step: StepSink | None = None,
+                       streamed: Sequence[int] = ()) -> list[RowResult]:
+        """One `generate` over every row (left-padded), each on its slot; greedy unless temperature > 0.
+
+        `on_step(i, ids)` is called after each step for the rows in `streamed` until they finish, with the row's
+        new tokens cut at its limit and its end-of-sequence token (the stopping criterion runs every step)."""
         from transformers import StoppingCriteria, StoppingCriteriaList
 
         if not rows:
@@ -126,6 +132,8 @@ class MultiLoraModel:
                             device=self.device)
         limits = torch.tensor([r.max_tokens for r in rows], device=self.device)
         stops = [r.stop for r in rows]
+        live = set(streamed) if on_step is not None else set()
+        eos = tok.eos_token_id
 
         class _PerRow(StoppingCriteria):
             def __call__(self, seqs, scores, **kwargs):  # noqa: ANN001
@@ -133,6 +141,15 @@ class MultiLoraModel:
                 for i, stop in enumerate(stops):
                     if stop and not done[i]:
                         done[i] = apply_stop(tok.decode(seqs[i, width:], skip_special_tokens=True), stop)[1]
+                for i in sorted(live):
+                    new = seqs[i, width:].tolist()[:rows[i].max_tokens]
+                    if eos in new:
+                        new = new[:new.index(eos)]
+                        live.discard(i)
+                    if done[i]:
+                        live.discard(i)
+                    assert on_step is not None
+                    on_step(i, new)
                 return done
 
         kwargs: dict[str, Any] = {"max_new_tokens": max(r.max_tokens for r in rows), "pad_token_id": pad}

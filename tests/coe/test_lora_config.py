@@ -35,3 +35,14 @@ def test_vllm_lora_experts_validate_and_map_to_engine_args():
     a = cfg.memory.adapters
     assert vllm_lora_engine_args(loras, a.max_loras, a.max_cpu_loras, a.max_lora_rank) == {
         "enable_lora": True, "max_loras": 2, "max_cpu_loras": 8, "max_lora_rank": 16}
+
+
+def test_a_max_lora_rank_vllm_refuses_is_a_clear_error_naming_the_base():
+    import pytest
+
+    cfg = parse_config({
+        "experts": [{"name": "q", "model": "registry:qwen2.5-coder-0.5b-instruct", "backend": "vllm"},
+                    {"name": "q-1", "base": "q", "backend": "vllm", "adapter": str(CISI)}],
+        "router": {"general_expert": "q"}})
+    with pytest.raises(ValueError, match="'q' on vLLM: memory.adapters.max_lora_rank 12 is not one vLLM accepts"):
+        vllm_lora_engine_args(cfg.expert("q"), [cfg.expert("q-1")], 8, None, 12)

@@ -132,3 +132,33 @@ def test_an_unknown_adapter_is_404(lora_app):
     r = chat(lora_app, "nowhere-lora")
     assert r.status_code == 404
     assert "nowhere-lora" in r.json()["error"]["message"]
+
+
+def stream_deltas(url: str, model: str, prompt: str = PROMPT, tokens: int = 12) -> tuple[list[str], dict]:
+    """The content deltas of a streamed chat completion and its last data event (finish_reason)."""
+    import json
+
+    deltas, last = [], {}
+    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=600, json={
+            "model": model, "max_tokens": tokens, "stream": True,
+            "messages": [{"role": "user", "content": prompt}]}) as r:
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            event = json.loads(line.removeprefix("data: "))
+            choice = event["choices"][0] if event.get("choices") else {}
+            if choice.get("delta", {}).get("content"):
+                deltas.append(choice["delta"]["content"])
+            if choice.get("finish_reason"):
+                last = choice
+    return deltas, last
+
+
+@pytest.mark.parametrize("model", ["cranfield-lora", "smol"])
+def test_streaming_a_lora_expert_gives_incremental_chunks_and_the_same_text(lora_app, model):
+    whole = chat(lora_app, model).json()["choices"][0]["message"]["content"]
+    deltas, last = stream_deltas(lora_app, model)
+    assert len(deltas) > 1, deltas  # token by token, not the completion in one delta
+    assert "".join(deltas) == whole
+    assert last["finish_reason"] in ("stop", "length")
