@@ -60,7 +60,7 @@ def resolve_lora_bases(experts: list[ExpertConfig]) -> None:
         raise ValueError(f"LoRA experts of one pool must share one base model: {mixed}")
 
 
-def vllm_lora_engine_args(loras: list[ExpertConfig], max_loras: int,
+def vllm_lora_engine_args(base: ExpertConfig, loras: list[ExpertConfig], max_loras: int,
                           max_cpu_loras: int | None, max_lora_rank: int | None) -> dict[str, Any]:
     """The vLLM engine arguments of a base that serves LoRA experts (experts/lora/vllm_group.py starts them);
     a max_lora_rank vLLM would refuse is a ValueError naming the base."""

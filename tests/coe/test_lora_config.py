@@ -33,7 +33,7 @@ def test_vllm_lora_experts_validate_and_map_to_engine_args():
     loras = [e for e in cfg.experts if e.base]
     assert {e.pool_name for e in cfg.experts} == {"q"}
     a = cfg.memory.adapters
-    assert vllm_lora_engine_args(loras, a.max_loras, a.max_cpu_loras, a.max_lora_rank) == {
+    assert vllm_lora_engine_args(cfg.expert("q"), loras, a.max_loras, a.max_cpu_loras, a.max_lora_rank) == {
         "enable_lora": True, "max_loras": 2, "max_cpu_loras": 8, "max_lora_rank": 16}
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 
 from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Message
-from experts.llm.lora_experts import PEFT_PREFIX, LoraExpertTrainConfig, load_lora_expert, save_lora_expert
+from experts.llm.lora_experts import PEFT_PREFIX, load_lora_expert
 from experts.lora import vllm_group
 from experts.lora.artifact import compress_expert, load_any_expert
 from experts.lora.peft_export import CONFIG_FILE, WEIGHTS_FILE, export_peft
 from experts.lora.vllm_group import VLLMLoraExpertBackend, VLLMLoraGroup, vllm_slot_rank
+from experts.train.llm_lora import LoraExpertTrainConfig, save_lora_expert
 
 ROOT = Path(__file__).resolve().parents[3]
 CISI = ROOT / "artifacts" / "lora-experts" / "cisi-title"
