@@ -176,3 +176,12 @@ def test_artifact_refuses_an_encoder_it_was_not_trained_with(tmp_path):
     with pytest.raises(ArtifactError, match=r"trained with encoder 'onnx-int8:all-minilm-l6-v2', but the router is "
                                             r"given 'registry:all-minilm-l6-v2'; set router.encoder"):
         CoERouter.from_artifact(path, RefEncoder("registry:all-minilm-l6-v2"))
+
+
+def test_artifact_of_a_shallow_encoder_refuses_the_full_one(tmp_path):
+    """The first-4-layers encoder embeds into another space than the full MiniLM: its artifact refuses that one."""
+    path = _save(tmp_path, encoder="onnx-fused-int8-l4:all-minilm-l6-v2")
+    assert CoERouter.from_artifact(path, RefEncoder("onnx-fused-int8-l4:all-minilm-l6-v2")).encoder is not None
+    with pytest.raises(ArtifactError, match=r"trained with encoder 'onnx-fused-int8-l4:all-minilm-l6-v2', but the "
+                                            r"router is given 'onnx-int8:all-minilm-l6-v2'"):
+        CoERouter.from_artifact(path, RefEncoder("onnx-int8:all-minilm-l6-v2"))
