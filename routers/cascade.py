@@ -34,6 +34,15 @@ class CascadeRouter:
     def encoder(self) -> object | None:
         return self.full.encoder
 
+    @property
+    def category_map(self) -> dict[str, str]:
+        """The full router's map (the gateway rewrites it with the config's aliases)."""
+        return self.full.category_map
+
+    @category_map.setter
+    def category_map(self, value: dict[str, str]) -> None:
+        self.full.category_map = dict(value)
+
     def probabilities_of(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """π of each text and whether the fast path gave it."""
         assert self.fast.encoder is not None and self.full.encoder is not None  # checked in __init__

@@ -52,6 +52,12 @@ def test_unsure_prompts_go_to_the_full_encoder_alone():
     assert sure.tolist() == [False, True] and int(np.argmax(probs[0])) == CATS.index("writing")
 
 
+def test_the_map_is_the_full_routers():
+    router, _, _ = _cascade()
+    router.category_map = {**MAP, "math": "tutor"}  # what the gateway does with router.expert_aliases
+    assert router.full.category_map["math"] == "tutor" and router.route([RouteInput("integral")])[0].expert == "tutor"
+
+
 def test_threshold_one_sends_everything_to_the_full_path():
     router, _, full = _cascade(threshold=1.0)
     assert router.route([RouteInput("integral")])[0].category == "history"
@@ -67,3 +73,15 @@ def test_bad_cascades_are_refused_by_name():
         CascadeRouter(_router(fast), other, 0.9)
     with pytest.raises(ValueError, match="each need their encoder"):
         CascadeRouter(_router(fast), CoERouter(None, np.eye(3), np.zeros(3), CATS, 1.0, MAP, "general", 1.0), 0.9)
+
+
+def test_config_selects_the_cascade_for_coe_only(tmp_path):
+    """router.cascade builds the cascade in front of the configured router; with another router type it is refused."""
+    from pydantic import ValidationError
+
+    from coe.config import RouterConfig
+
+    rc = RouterConfig(general_expert="g", cascade={"artifact": tmp_path, "min_confidence": 0.8})
+    assert rc.cascade is not None and rc.cascade.encoder == "model2vec:all-minilm-l6-v2"
+    with pytest.raises(ValidationError, match="router.cascade works with router.type coe only"):
+        RouterConfig(general_expert="g", type="glider", cascade={"artifact": tmp_path, "min_confidence": 0.8})
