@@ -101,7 +101,9 @@ def run(refs: list[str], cascade_fast: str | None, root: Path, json_path: str | 
         probs[ref] = {"held": hp, "dev": one_by_one(router, [x.text for x in dev])[0]}
         bench = timed_routes(router.route, PROMPTS, repeats)
         cat, sup = accuracy(cfg, hp, held)
-        rows.append({"router": ref, "artifact": str(path), "heldout_category_accuracy": cat,
+        rows.append({"router": ref, "artifact": str(path),
+                     "dev_category_accuracy": accuracy(cfg, probs[ref]["dev"], dev)[0],
+                     "heldout_category_accuracy": cat,
                      "heldout_super_accuracy": sup, "bench_p50_ms": percentile_ms(bench, 50),
                      "bench_p99_ms": percentile_ms(bench, 99), "heldout_p50_ms": percentile_ms(hs, 50),
                      "heldout_p99_ms": percentile_ms(hs, 99)})
@@ -120,13 +122,15 @@ def run(refs: list[str], cascade_fast: str | None, root: Path, json_path: str | 
         mixed = np.where((fast["held"].max(axis=1) >= t)[:, None], fast["held"], probs[full]["held"])
         cat, sup = accuracy(cfg, mixed, held)
         bench = timed_routes(cascade.route, PROMPTS, repeats)
+        dev_mixed = np.where((fast["dev"].max(axis=1) >= t)[:, None], fast["dev"], probs[full]["dev"])
         rows.append({"router": f"cascade {cascade_fast} → {full} (max π ≥ {t:.2f})", "threshold": t,
+                     "dev_category_accuracy": accuracy(cfg, dev_mixed, dev)[0],
                      "heldout_static_share": float(np.mean(sure)), "heldout_category_accuracy": cat,
                      "heldout_super_accuracy": sup, "bench_p50_ms": percentile_ms(bench, 50),
                      "bench_p99_ms": percentile_ms(bench, 99), "heldout_p50_ms": percentile_ms(held_s, 50),
                      "heldout_p99_ms": percentile_ms(held_s, 99)})
-    cols = ["router", "heldout_category_accuracy", "heldout_super_accuracy", "bench_p50_ms", "bench_p99_ms",
-            "heldout_p50_ms", "heldout_p99_ms"]
+    cols = ["router", "dev_category_accuracy", "heldout_category_accuracy", "heldout_super_accuracy",
+            "bench_p50_ms", "bench_p99_ms", "heldout_p50_ms", "heldout_p99_ms"]
     print_table("router encoder candidates (held-out prompts one at a time; ms)", cols,
                 [[round(r[c], 4) if isinstance(r[c], float) else r[c] for c in cols] for r in rows])
     result = {"repeats": repeats, "n_heldout": len(held), "n_dev": len(dev), "results": rows}
