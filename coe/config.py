@@ -135,12 +135,21 @@ class GliderConfig(_Strict):
     cache_size: int = Field(1024, ge=1, description="task instructions kept (LRU) in llm mode")
 
 
+class CascadeConfig(_Strict):
+    """A static-embedding classifier in front of the CoE one (routers/cascade.py): it answers when its max
+    probability reaches `min_confidence`, the router's own encoder and artifact answer the rest."""
+
+    artifact: Path = Field(description="a coe-router artifact trained with `encoder`")
+    encoder: str = Field("model2vec:all-minilm-l6-v2", description="the fast encoder that artifact was trained with")
+    min_confidence: float = Field(gt=0, le=1, description="pick it on the dev split: python -m eval.router_encoders")
+
+
 class RouterConfig(_Strict):
     """The router behind model="coe"."""
 
     type: Literal["coe", "glider", "per_prompt"] = "coe"
     artifact: Path = Path("artifacts/coe-router")
-    encoder: str = Field("onnx-int8:all-minilm-l6-v2", description=(
+    encoder: str = Field("onnx-int8-l2:all-minilm-l6-v2", description=(
         "prompt encoder (experts/embed/encoders.py): registry:/onnx:/onnx-int8:/model2vec:<name>; must be the "
         "one the artifact was trained with"))
     general_expert: str
@@ -151,6 +160,13 @@ class RouterConfig(_Strict):
     expert_aliases: dict[str, str] = Field(
         default_factory=dict, description="artifact expert name -> expert of this config (reuse a trained map)")
     glider: GliderConfig = Field(default_factory=GliderConfig, description="used when type is glider")
+    cascade: CascadeConfig | None = Field(None, description="type coe only: a static first stage (unset: none)")
+
+    @model_validator(mode="after")
+    def _cascade_only_for_coe(self) -> RouterConfig:
+        if self.cascade is not None and self.type != "coe":
+            raise ValueError(f"router.cascade works with router.type coe only, not {self.type!r}")
+        return self
     cost_penalty: float | None = Field(
         None, ge=0, description="per_prompt: λ of argmax(predicted outcome - λ·cost); overrides the artifact's")
 

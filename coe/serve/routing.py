@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from coe.config import CoeConfig
+from coe.config import CascadeConfig, CoeConfig
 from experts.embed.encoders import PromptEncoder, make_encoder
 from experts.paths import repo_path
 from routers.base import RouteDecision, RouteInput, Router
@@ -69,7 +69,18 @@ def build_router(cfg: CoeConfig, encoder: PromptEncoder | None = None,
     )
     if rc.type == "glider":
         return build_glider(cfg, router, encoder, pools)
+    if rc.cascade is not None:
+        return build_cascade(rc.cascade, router)
     return router
+
+
+def build_cascade(cc: CascadeConfig, full: Router) -> Router:
+    """The static first stage in front of `full` (its map, τ and general expert decide for both stages)."""
+    from routers.cascade import CascadeRouter
+    from routers.coe import CoERouter
+
+    fast = CoERouter.from_artifact(artifact_path(cc.artifact), make_encoder(cc.encoder, threads=1))
+    return CascadeRouter(fast, full, cc.min_confidence)
 
 
 def build_per_prompt(cfg: CoeConfig, encoder: PromptEncoder) -> Router:

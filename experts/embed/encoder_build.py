@@ -11,9 +11,10 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
-from experts.embed.encoders import BUILT_KINDS, EncoderError, EncoderRef
+from experts.embed.encoders import EncoderError, EncoderRef
 from experts.paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def built_dir(ref: EncoderRef) -> Path:
 def ensure_built(ref_text: str) -> Path | None:
     """Build `ref_text` if it is an ONNX / model2vec ref not yet built; returns its folder (None: nothing to build)."""
     ref = EncoderRef.parse(ref_text)
-    if ref is None or ref.kind not in BUILT_KINDS:
+    if ref is None or ref.kind == "registry":
         return None
     if is_built(ref):
         return folder_of(ref)
@@ -73,7 +74,7 @@ def ensure_built(ref_text: str) -> Path | None:
     tmp.mkdir(parents=True)
     log.info("building encoder", extra={"encoder": str(ref), "out": str(out)})
     try:
-        {"onnx": _export_onnx, "onnx-int8": _quantize_onnx, "model2vec": _distill_model2vec}[ref.kind](ref, tmp)
+        _recipe(ref)(ref, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -81,6 +82,16 @@ def ensure_built(ref_text: str) -> Path | None:
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
     return out
+
+
+def _recipe(ref: EncoderRef) -> Callable[[EncoderRef, Path], None]:
+    if ref.kind == "model2vec":
+        return _distill_model2vec
+    if ref.kind == "onnx":
+        return _export_onnx
+    if ref.kind == "onnx-int8":
+        return _quantize_onnx
+    return _export_variant  # fused and/or shallow: exported, fused, quantised in one folder
 
 
 def _source_folder(ref: EncoderRef) -> Path:
@@ -107,6 +118,12 @@ def _export_onnx(ref: EncoderRef, out: Path) -> None:
 
     src = _source_folder(ref)
     model = AutoModel.from_pretrained(str(src), attn_implementation="eager").eval()
+    if ref.layers is not None:  # the first k layers: the shallow encoder's whole network
+        total = len(model.encoder.layer)
+        if ref.layers > total:
+            raise EncoderError(f"{ref}: {ref.name} has {total} layers, {ref.layers} asked")
+        model.encoder.layer = model.encoder.layer[: ref.layers]
+        model.config.num_hidden_layers = ref.layers
 
     class Hidden(torch.nn.Module):  # keyword arguments: the positional order of forward() changes across versions
         def __init__(self) -> None:
@@ -128,15 +145,47 @@ def _export_onnx(ref: EncoderRef, out: Path) -> None:
     _write_settings(src, out)
 
 
-def _quantize_onnx(ref: EncoderRef, out: Path) -> None:
+def _quantize(src: Path, dst: Path) -> None:
     """Dynamic int8 (weights int8 per output channel, activations quantised per batch): no calibration data.
-    Per-tensor weights give cosine 0.96–0.97 to the fp32 embeddings, per-channel 0.99+ at the same speed."""
+    Per-tensor weights give cosine 0.96–0.97 to the fp32 embeddings, per-channel 0.99+ at the same speed. The
+    fused graph's contrib ops defeat shape inference, hence the default float type."""
+    from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
+
+
+def _quantize_onnx(ref: EncoderRef, out: Path) -> None:
     fp32 = folder_of(EncoderRef("onnx", ref.name))
-    quantize_dynamic(str(fp32 / ONNX_FILE), str(out / ONNX_FILE), weight_type=QuantType.QInt8, per_channel=True)
+    _quantize(fp32 / ONNX_FILE, out / ONNX_FILE)
     for name in (TOKENIZER_FILE, SETTINGS_FILE):
         shutil.copy(fp32 / name, out / name)
+
+
+def _fuse(src: Path, dst: Path, ref: EncoderRef) -> None:
+    """ONNX Runtime's BERT optimizer: embedding+LayerNorm, attention, skip-LayerNorm and bias-GELU each become one
+    kernel (6 Attention, 12 SkipLayerNormalization, 6 BiasGelu for the MiniLM), fewer ops per prompt."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = json.loads((_source_folder(ref) / "config.json").read_text())
+    model = optimize_model(str(src), model_type="bert", num_heads=int(config["num_attention_heads"]),
+                           hidden_size=int(config["hidden_size"]))
+    model.save_model_to_file(str(dst))
+
+
+def _export_variant(ref: EncoderRef, out: Path) -> None:
+    """Export (the first k layers when asked), then fuse and/or quantise; only model.onnx is kept."""
+    _export_onnx(ref, out)
+    graph = out / ONNX_FILE
+    if ref.fused:
+        fused = out / "fused.onnx"
+        _fuse(graph, fused, ref)
+        os.replace(fused, graph)
+    if ref.int8:
+        quantised = out / "int8.onnx"
+        _quantize(graph, quantised)
+        os.replace(quantised, graph)
 
 
 def _distill_model2vec(ref: EncoderRef, out: Path) -> None:

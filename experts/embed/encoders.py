@@ -2,13 +2,17 @@
 
 Refs: `registry:<name>` (the sentence-transformers model of a pip package, run by PyTorch), `onnx:<name>` and
 `onnx-int8:<name>` (the same weights exported to ONNX, fp32 or dynamically quantised int8, run by ONNX Runtime),
-`model2vec:<name>` (static token embeddings distilled from the same model with model2vec). The ONNX and model2vec
-files are built once from the local weights by `coe setup` (experts/embed/encoder_build.py); any other ref is a
-sentence-transformers model path, as before.
+`model2vec:<name>` (static token embeddings distilled from the same model with model2vec). `onnx-fused[-int8]:<name>`
+first runs ONNX Runtime's transformer optimizer (attention, LayerNorm and GELU fused into single kernels), and any
+ONNX kind takes a `-l<k>` suffix (`onnx-fused-int8-l4:<name>`): only the first k transformer layers are exported,
+a shallower and faster encoder whose classifier must be retrained. The ONNX and model2vec files are built once from
+the local weights by `coe setup` (experts/embed/encoder_build.py); any other ref is a sentence-transformers model
+path, as before.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -16,8 +20,10 @@ import numpy as np
 
 from experts.embed.encoder import REGISTRY_ENCODERS
 
-BUILT_KINDS = ("onnx", "onnx-int8", "model2vec")  # kinds whose files `coe setup` builds into the cache
+ONNX_KINDS = ("onnx", "onnx-int8", "onnx-fused", "onnx-fused-int8")  # each also with a `-l<k>` layer suffix
+BUILT_KINDS = (*ONNX_KINDS, "model2vec")  # kinds whose files `coe setup` builds into the cache
 KINDS = ("registry", *BUILT_KINDS)
+_LAYERS = re.compile(r"^(?P<base>onnx[a-z0-9-]*?)-l(?P<k>[1-9][0-9]*)$")
 
 
 class EncoderError(ValueError):
@@ -43,13 +49,39 @@ class EncoderRef:
     kind: str
     name: str
 
+    @staticmethod
+    def known_kind(kind: str) -> bool:
+        match = _LAYERS.match(kind)
+        return kind in KINDS or (match is not None and match["base"] in ONNX_KINDS)
+
+    @property
+    def base_kind(self) -> str:
+        """The kind without its `-l<k>` suffix (`onnx-fused-int8-l4` → `onnx-fused-int8`)."""
+        match = _LAYERS.match(self.kind)
+        return match["base"] if match else self.kind
+
+    @property
+    def layers(self) -> int | None:
+        """How many transformer layers the export keeps (None: all of them)."""
+        match = _LAYERS.match(self.kind)
+        return int(match["k"]) if match else None
+
+    @property
+    def fused(self) -> bool:
+        return self.base_kind.startswith("onnx-fused")
+
+    @property
+    def int8(self) -> bool:
+        return self.base_kind.endswith("-int8")
+
     @classmethod
     def parse(cls, ref: str) -> EncoderRef | None:
         """The parsed ref, or None for a plain sentence-transformers path; unknown kinds or names raise."""
         kind, sep, name = ref.partition(":")
-        if not sep or kind not in KINDS:
+        if not sep or not cls.known_kind(kind):
             if sep and "/" not in kind and not kind.startswith("."):
-                raise EncoderError(f"unknown encoder kind {kind!r} in {ref!r}; known: {', '.join(KINDS)}")
+                raise EncoderError(f"unknown encoder kind {kind!r} in {ref!r}; known: {', '.join(KINDS)} "
+                                   f"(an ONNX kind also takes -l<k>: the first k layers)")
             return None
         if name not in REGISTRY_ENCODERS:
             raise EncoderError(f"unknown encoder {name!r} in {ref!r}; known: {sorted(REGISTRY_ENCODERS)}")

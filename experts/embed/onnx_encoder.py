@@ -36,6 +36,7 @@ class OnnxEncoder:
         self.settings = json.loads((self.folder / SETTINGS_FILE).read_text())
         self._session: Any = None
         self._tokenizer: Any = None
+        self._inputs: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -57,6 +58,7 @@ class OnnxEncoder:
         self._session = ort.InferenceSession(str(self.folder / ONNX_FILE), options,
                                              providers=["CPUExecutionProvider"])
         self._tokenizer = tokenizer
+        self._inputs = {i.name for i in self._session.get_inputs()}  # a fused graph may drop token_type_ids
 
     def _ready(self) -> tuple[Any, Any]:
         if self._session is None:
@@ -70,7 +72,9 @@ class OnnxEncoder:
         encodings = tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
-        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
         (hidden,) = session.run(["last_hidden_state"], feeds)
         return mean_pool(hidden, mask)
 

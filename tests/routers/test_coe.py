@@ -187,3 +187,12 @@ def test_a_decision_is_routed_unless_it_says_otherwise_and_kind_stays_out_of_the
     assert d.kind == "routed"
     assert "kind" not in d.as_dict()  # the client's `coe` object keeps its fields
     assert make_router().stats() == {}
+
+
+def test_artifact_of_a_shallow_encoder_refuses_the_full_one(tmp_path):
+    """The first-4-layers encoder embeds into another space than the full MiniLM: its artifact refuses that one."""
+    path = _save(tmp_path, encoder="onnx-fused-int8-l4:all-minilm-l6-v2")
+    assert CoERouter.from_artifact(path, RefEncoder("onnx-fused-int8-l4:all-minilm-l6-v2")).encoder is not None
+    with pytest.raises(ArtifactError, match=r"trained with encoder 'onnx-fused-int8-l4:all-minilm-l6-v2', but the "
+                                            r"router is given 'onnx-int8:all-minilm-l6-v2'"):
+        CoERouter.from_artifact(path, RefEncoder("onnx-int8:all-minilm-l6-v2"))

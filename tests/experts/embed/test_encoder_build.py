@@ -2,8 +2,10 @@
 
 import json
 
+import pytest
+
 from experts.embed import encoder_build as eb
-from experts.embed.encoders import EncoderRef
+from experts.embed.encoders import EncoderError, EncoderRef
 
 REF = EncoderRef("onnx", "all-minilm-l6-v2")
 
@@ -24,3 +26,17 @@ def test_marker_decides_whether_a_folder_is_built(tmp_path, monkeypatch):
 def test_registry_and_plain_refs_need_no_build():
     assert eb.ensure_built("registry:all-minilm-l6-v2") is None
     assert eb.ensure_built("/some/sentence-transformers/folder") is None
+
+
+def test_each_kind_has_its_recipe():
+    recipe = {kind: eb._recipe(EncoderRef(kind, "all-minilm-l6-v2"))
+              for kind in ("onnx", "onnx-int8", "model2vec", "onnx-fused-int8", "onnx-int8-l4", "onnx-fused-l2")}
+    assert recipe["onnx"] is eb._export_onnx and recipe["onnx-int8"] is eb._quantize_onnx
+    assert recipe["model2vec"] is eb._distill_model2vec
+    assert {recipe[k] for k in ("onnx-fused-int8", "onnx-int8-l4", "onnx-fused-l2")} == {eb._export_variant}
+
+
+@pytest.mark.slow
+def test_more_layers_than_the_model_has_are_refused(tmp_path):
+    with pytest.raises(EncoderError, match="all-minilm-l6-v2 has 6 layers, 9 asked"):
+        eb._export_onnx(EncoderRef("onnx-int8-l9", "all-minilm-l6-v2"), tmp_path)
