@@ -64,11 +64,12 @@ def run(args: argparse.Namespace) -> int:
         install_stop_handlers(stop, serving)  # after ray.init, which installs its own (exiting) SIGTERM handler
         print(f"coe: deploying {len(cfg.pools())} expert pools and the gateway; each replica loads its model "
               f"(about a minute on 2 CPU cores)", flush=True)
-        url = run_app(cfg, address=args.address)
-        serving.set()
-        print(f"coe is serving {len(cfg.experts)} experts at {url}/v1 after {time.monotonic() - t0:.0f} s "
-              f"(Ctrl-C or SIGTERM to stop)", flush=True)
-        print(f"coe: {auth_status(cfg)}", flush=True)
+        serving.set()  # from here a stop drains: the gateway may take requests before every pool has loaded
+        url = run_app(cfg, address=args.address, stop=stop)
+        if not stop.is_set():
+            print(f"coe is serving {len(cfg.experts)} experts at {url}/v1 after {time.monotonic() - t0:.0f} s "
+                  f"(Ctrl-C or SIGTERM to stop)", flush=True)
+            print(f"coe: {auth_status(cfg)}", flush=True)
         while not stop.wait(1.0):
             pass
         print(f"coe: stopping: no new requests; finishing those in flight (up to {args.drain_s:g} s)", flush=True)
@@ -84,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def install_stop_handlers(stop: threading.Event, serving: threading.Event) -> None:
-    """SIGTERM (docker stop, Kubernetes) and Ctrl-C: the first drains once serving; one during start-up or a
-    second one stops at once."""
+    """SIGTERM (docker stop, Kubernetes) and Ctrl-C: the first drains once the app is being deployed (the gateway
+    answers before every pool has loaded, so a request may be in flight then); one before that, or a second
+    one, stops at once."""
     def on_signal(signum: int, frame: object) -> None:
         if stop.is_set() or not serving.is_set():
             raise KeyboardInterrupt

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from urllib.parse import urlparse
 
 import httpx
 import ray
 from ray import serve
+from ray.serve import RunTarget
 
 from coe.config import CoeConfig
 from coe.serve.app import build_from_config
@@ -44,18 +46,36 @@ def probe_host(bind_host: str, address: str | None) -> str:
     return "127.0.0.1" if bind_host in ("0.0.0.0", "::") else bind_host
 
 
-def run_app(cfg: CoeConfig, address: str | None = None, ready_timeout_s: float = 600) -> str:
-    """Deploy the app and block until /health answers; returns the base URL."""
+def run_app(cfg: CoeConfig, address: str | None = None, ready_timeout_s: float = 600,
+            stop: threading.Event | None = None) -> str:
+    """Deploy the app and block until it is RUNNING (every pool loaded) and /health answers; returns the base
+    URL. With `stop`, also returns as soon as it is set: the gateway answers before the pools have loaded, so a
+    request can be in flight during start-up, and a stop then must drain, not abort."""
     global _joined
     start_ray(cfg, address)
     _joined = (address or cfg.ray.address, cfg.ray.app_name) if (address or cfg.ray.address) else None
     serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
-    serve.run(build_from_config(cfg), name=cfg.ray.app_name, route_prefix=cfg.ray.route_prefix,
-              blocking=False)
+    serve.run_many([RunTarget(build_from_config(cfg), name=cfg.ray.app_name, route_prefix=cfg.ray.route_prefix)],
+                   wait_for_applications_running=False)
     url = f"http://{probe_host(cfg.server.host, address or cfg.ray.address)}:{cfg.server.port}"
-    if answers_200(f"{url}/health", ready_timeout_s):
+    if wait_running(cfg.ray.app_name, f"{url}/health", ready_timeout_s, stop) or (stop and stop.is_set()):
         return url
     raise TimeoutError(f"coe did not become ready at {url} within {ready_timeout_s:.0f} s")
+
+
+def wait_running(app_name: str, health_url: str, timeout_s: float, stop: threading.Event | None = None) -> bool:
+    """True once the app is RUNNING and `health_url` answers 200; False when the time is up or `stop` is set;
+    a failed deploy raises with Serve's message."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not (stop and stop.is_set()):
+        app = serve.status().applications.get(app_name)
+        status = str(app.status) if app is not None else ""
+        if status.endswith("DEPLOY_FAILED"):
+            raise RuntimeError(f"coe app {app_name!r} failed to deploy: {app.message}")  # type: ignore[union-attr]
+        if status.endswith("RUNNING") and answers_200(health_url, max(0.0, deadline - time.monotonic())):
+            return True
+        (stop or threading.Event()).wait(0.2)
+    return False
 
 
 def answers_200(url: str, timeout_s: float) -> bool:

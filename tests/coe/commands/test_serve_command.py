@@ -80,11 +80,6 @@ def wait_health(url: str, proc: subprocess.Popen, timeout_s: float) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "known regression after merging the new request path (Server-Timing, route runner, one handle call): a stream "
-    "in flight when SIGTERM arrives right after its first chunk is cut (the app is gone from serve.status at once "
-    "and serve.shutdown kills the proxy); passes on the drain's own commit 6f5445d and with SIGTERM a few chunks "
-    "later. Open in issue 18 item 7."))
 def test_sigterm_finishes_the_request_in_flight_and_exits_0(tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
