@@ -167,8 +167,9 @@ class LoraExpertBackend:
                     sent = text
             result = job.result()
         finally:
-            if not job.done():
+            if not job.done():  # the caller went away: the slot's pin (held above) lasts until the batch lets go
                 job.cancel()
+                await asyncio.wait({job})
         finish: Literal["stop", "length"] = "stop" if result.finish_reason == "stop" else "length"
         if not result.text.startswith(sent):  # cannot happen with the hold-back; say so rather than garble
             raise BackendError(f"expert {self.name!r}: streamed text {sent!r} is not a prefix of the result")

@@ -3,7 +3,9 @@
 Static batches (Punica/S-LoRA without continuous batching): the first request waits `window_s` for company,
 then up to `max_batch` waiting requests with the same sampling settings decode together, each on its own slot.
 A request arriving mid-batch waits for the next one. A request with a token sink sees its row's tokens after every
-decoding step (streaming); the sink runs on the event loop, not in the worker thread.
+decoding step (streaming); the sink runs on the event loop, not in the worker thread. A caller that goes away
+while its row decodes returns only when that batch ends: the row keeps using its adapter's slot until then, so the
+slot must stay pinned (its caller holds the pin) and is not reloaded under the running batch.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class _Waiting:
     sampling: Sampling
     future: asyncio.Future[RowResult] = field(repr=False)
     sink: Callable[[list[int]], None] | None = field(default=None, repr=False)
+    running: asyncio.Future[None] | None = field(default=None, repr=False)  # its batch, once it decodes
 
 
 class MixedBatcher:
@@ -47,10 +50,16 @@ class MixedBatcher:
                      sink: Callable[[list[int]], None] | None = None) -> RowResult:
         """The row's result once its batch finishes; `sink(ids)` gets its new token ids so far after each step."""
         future: asyncio.Future[RowResult] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Waiting(row, sampling, future, sink))
+        waiting = _Waiting(row, sampling, future, sink)
+        self._queue.append(waiting)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._drain())
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if waiting.running is not None:  # the row is decoding on its slot: hold the caller until the batch ends
+                await asyncio.wait({waiting.running})
+            raise
 
     async def _drain(self) -> None:
         while self._queue:
@@ -65,6 +74,9 @@ class MixedBatcher:
                 continue
             sinks = {i: w.sink for i, w in enumerate(batch) if w.sink is not None}
             on_step = _on_loop(asyncio.get_running_loop(), sinks)
+            running: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            for w in batch:
+                w.running = running
             try:
                 results = await asyncio.to_thread(self.runtime.generate_batch, [w.row for w in batch],
                                                   first.temperature, first.top_p, first.seed,
@@ -74,6 +86,8 @@ class MixedBatcher:
                     if not w.future.done():
                         w.future.set_exception(err)
                 continue
+            finally:
+                running.set_result(None)
             self.batches += 1
             self.rows += len(batch)
             for w, r in zip(batch, results, strict=True):
