@@ -149,7 +149,7 @@ class RouterConfig(_Strict):
 
     type: Literal["coe", "glider", "per_prompt"] = "coe"
     artifact: Path = Path("artifacts/coe-router")
-    encoder: str = Field("onnx-int8-l2:all-minilm-l6-v2", description=(
+    encoder: str = Field("onnx-int8:all-minilm-l6-v2", description=(
         "prompt encoder (experts/embed/encoders.py): registry:/onnx:/onnx-int8:/model2vec:<name>; must be the "
         "one the artifact was trained with"))
     general_expert: str

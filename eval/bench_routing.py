@@ -129,16 +129,20 @@ def run_router_only(cfg: CoeConfig, encoders: list[str], artifacts: list[str], t
     return {"results": rows}
 
 
-def run(cfg: CoeConfig, json_path: str | None = None, n_router: int = 200, n_gateway: int = 50) -> dict:
+def run(cfg: CoeConfig, json_path: str | None = None, n_router: int = 200, n_gateway: int = 50,
+        ingress_url: str | None = None) -> dict:
+    """`ingress_url`: where the routed requests go instead of the proxy's URL (Ray Serve's direct ingress, where
+    the gateway replica itself listens: `RAY_SERVE_ENABLE_DIRECT_INGRESS=1`)."""
     from coe.serve.runner import run_app, shutdown
 
     results = router_latency(cfg, n_router)
     url = run_app(cfg)
     try:
-        results |= gateway_overhead(cfg, url, n_gateway)
+        results |= gateway_overhead(cfg, ingress_url.rstrip("/") if ingress_url else url, n_gateway)
     finally:
         shutdown()
     rows = [[k, v] for k, v in results.items()]
     print_table("coe bench routing (ms)", ["metric", "value"], rows)
-    write_json(json_path, {"encoder": cfg.router.encoder, "artifact": str(cfg.router.artifact)} | results)
+    write_json(json_path, {"encoder": cfg.router.encoder, "artifact": str(cfg.router.artifact),
+                           "ingress_url": ingress_url or url} | results)
     return results

@@ -21,6 +21,8 @@ def register(sub, groups) -> None:  # noqa: ANN001
                    help="the router artifact trained with each --encoder (default: the config's)")
     p.add_argument("--threads", type=int, action="append", default=None,
                    help="ONNX Runtime intra-op threads (repeatable with --router-only; default 1)")
+    p.add_argument("--ingress-url", default=None, metavar="URL",
+                   help="send the routed requests here instead of the Serve proxy (e.g. a direct-ingress replica)")
     p.add_argument("--peer", choices=["semantic-router"], default=None,
                    help="also route the held-out prompts with this package (same encoder) and compare")
     p.set_defaults(func=run_routing)
@@ -79,7 +81,7 @@ def run_routing(args: argparse.Namespace) -> int:
         raise SystemExit("several --encoder / --artifact values need --router-only")
     if args.encoder:
         cfg = with_router(cfg, args.encoder[0], args.artifact[0] if args.artifact else None)
-    run(cfg, json_path=args.json, n_router=args.repeats, n_gateway=args.requests)
+    run(cfg, json_path=args.json, n_router=args.repeats, n_gateway=args.requests, ingress_url=args.ingress_url)
     return 0
 
 

@@ -15,7 +15,7 @@ def test_with_router_copies_the_config():
     cfg = load_config(ROOT / "configs" / "default.yaml")
     variant = with_router(cfg, "registry:all-minilm-l6-v2", "/tmp/old-router")
     assert variant.router.encoder == "registry:all-minilm-l6-v2" and variant.router.artifact == Path("/tmp/old-router")
-    assert cfg.router.encoder == "onnx-int8-l2:all-minilm-l6-v2" and cfg.router.artifact == Path("artifacts/coe-router")
+    assert cfg.router.encoder == "onnx-int8:all-minilm-l6-v2" and cfg.router.artifact == Path("artifacts/coe-router")
     assert with_router(cfg, "onnx:all-minilm-l6-v2", None).router.artifact == cfg.router.artifact
 
 
