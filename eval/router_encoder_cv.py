@@ -46,13 +46,24 @@ def fold_ids(rows: list[LabelledText], k: int, seed: int = 0) -> np.ndarray:
     return np.array([fold_of_group[group_of(r)] for r in rows], dtype=int)
 
 
-def embed_alone(encoder: Any, texts: list[str], desc: str) -> np.ndarray:
-    """Each text embedded by itself, as the served router sees it."""
+def embed_alone(encoder: Any, ref: str, texts: list[str]) -> np.ndarray:
+    """Each text embedded by itself, as the served router sees it (cached apart from the batched embeddings)."""
     from tqdm import tqdm
 
+    from experts.paths import cache_dir
+    from routers.train.embed_cache import texts_key
+
+    path = cache_dir() / "embeddings-alone" / f"{texts_key(ref, texts)}.npy"
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
     encoder.encode(["warm up"])
-    return np.concatenate([np.asarray(encoder.encode([t]), dtype=np.float32)
-                           for t in tqdm(texts, desc=desc, unit="prompt", mininterval=5)])
+    emb = np.concatenate([np.asarray(encoder.encode([t]), dtype=np.float32)
+                          for t in tqdm(texts, desc=f"{ref} alone", unit="prompt", mininterval=5)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, emb, allow_pickle=False)
+    tmp.replace(path)
+    return emb
 
 
 def cv_encoder(cfg: CoETrainConfig, ref: str, rows: list[LabelledText], folds: np.ndarray) -> dict[str, Any]:
@@ -66,7 +77,7 @@ def cv_encoder(cfg: CoETrainConfig, ref: str, rows: list[LabelledText], folds: n
     texts = [x.text for x in rows]
     t0 = time.perf_counter()
     batched = cached_embeddings(make_encoder(ref, threads=None), ref, texts, progress=f"{ref} batched")
-    alone = embed_alone(make_encoder(ref, threads=1), texts, f"{ref} alone")
+    alone = embed_alone(make_encoder(ref, threads=1), ref, texts)
     t_embed = time.perf_counter() - t0
     cats = cfg.categories
     y = np.array([cats.index(x.category) for x in rows])
