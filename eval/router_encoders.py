@@ -3,6 +3,7 @@ at a time (as served) for accuracy and latency; and the static→MiniLM cascade,
 
 Only the training data's dev split chooses anything (the cascade threshold); the held-out split is the test.
 `python -m eval.router_encoders --encoder REF ... --cascade-fast model2vec:... --json out.json`
+`--cv K` instead cross-validates the candidates over the training split (eval/router_encoder_cv.py).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def run(refs: list[str], cascade_fast: str | None, root: Path, json_path: str | 
     dev, held = split_texts(cfg, "dev"), split_texts(cfg, "heldout")
     routers: dict[str, CoERouter] = {}
     probs: dict[str, dict[str, np.ndarray]] = {}
-    rows = []
+    rows: list[dict[str, Any]] = []
     for ref in [*refs, *([cascade_fast] if cascade_fast and cascade_fast not in refs else [])]:
         path = artifact_for(ref, root, train_config)
         router = routers[ref] = CoERouter.from_artifact(path, make_encoder(ref, threads=1))
@@ -108,7 +109,7 @@ def run(refs: list[str], cascade_fast: str | None, root: Path, json_path: str | 
                      "bench_p99_ms": percentile_ms(bench, 99), "heldout_p50_ms": percentile_ms(hs, 50),
                      "heldout_p99_ms": percentile_ms(hs, 99)})
     for full in refs if cascade_fast else []:
-        if full == cascade_fast:
+        if cascade_fast is None or full == cascade_fast:
             continue
         fast = probs[cascade_fast]
         t = pick_threshold(cfg, fast["dev"], probs[full]["dev"], dev)
@@ -145,7 +146,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="runs/router-encoders", help="folder for the trained candidate artifacts")
     p.add_argument("--repeats", type=int, default=500)
     p.add_argument("--json", default=None)
+    p.add_argument("--cv", type=int, default=None, metavar="K",
+                   help="instead: K-fold CV over the training split only (eval/router_encoder_cv.py)")
     args = p.parse_args(argv)
+    if args.cv is not None:
+        from eval.router_encoder_cv import run_cv
+
+        run_cv(args.encoder, args.cv, args.json)
+        return
     run(args.encoder, args.cascade_fast, Path(args.out), args.json, repeats=args.repeats)
 
 
